@@ -1,0 +1,87 @@
+"""Pure functions on 16-bit PCM: resampling (soxr), framing, level, G.711 mu-law.
+
+Everything on the audio path is numpy or a C library; no per-sample Python loops.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import soxr
+
+FRAME_MS = 20
+
+
+def frame_bytes(rate: int, ms: int = FRAME_MS) -> int:
+    return rate * ms // 1000 * 2
+
+
+def to_int16(pcm: bytes) -> np.ndarray:
+    return np.frombuffer(pcm, dtype="<i2")
+
+
+def resample(pcm: bytes, from_rate: int, to_rate: int) -> bytes:
+    """Resample a whole buffer with soxr (high quality, C speed)."""
+    if from_rate == to_rate or not pcm:
+        return pcm
+    out = soxr.resample(to_int16(pcm), from_rate, to_rate, quality="HQ")
+    return np.asarray(out, dtype="<i2").tobytes()
+
+
+def frames(pcm: bytes, size: int) -> list[bytes]:
+    """Split into fixed-size frames, padding the last with silence."""
+    if len(pcm) % size:
+        pcm = pcm + b"\x00" * (size - len(pcm) % size)
+    return [pcm[i : i + size] for i in range(0, len(pcm), size)]
+
+
+def rms_dbfs(pcm: bytes) -> float:
+    """Level of a buffer in dBFS; -120 for digital silence."""
+    samples = to_int16(pcm).astype(np.float32)
+    if samples.size == 0:
+        return -120.0
+    rms = float(np.sqrt(np.mean(samples * samples)))
+    return -120.0 if rms < 1e-3 else 20 * np.log10(rms / 32768.0)
+
+
+def silence(ms: int, rate: int = 8000) -> bytes:
+    return b"\x00" * frame_bytes(rate, ms)
+
+
+# --- G.711 mu-law (the SIP test caller's RTP codec) -----------------------
+
+_BIAS = 0x84
+_CLIP = 32635
+
+
+def _build_ulaw_decode_table() -> np.ndarray:
+    codes = ~np.arange(256, dtype=np.int32) & 0xFF
+    sign = codes & 0x80
+    exponent = (codes >> 4) & 0x07
+    mantissa = codes & 0x0F
+    magnitude = (((mantissa << 3) + _BIAS) << exponent) - _BIAS
+    return np.where(sign, -magnitude, magnitude).astype(np.int16)
+
+
+_ULAW_DECODE = _build_ulaw_decode_table()
+
+
+def _build_ulaw_encode_table() -> np.ndarray:
+    # Encode every 16-bit value once, then encoding is a table look-up.
+    values = np.arange(-32768, 32768, dtype=np.int32)
+    sign = np.where(values < 0, 0x80, 0)
+    magnitude = np.minimum(np.abs(values), _CLIP) + _BIAS
+    exponent = np.floor(np.log2(magnitude)).astype(np.int32) - 7
+    exponent = np.clip(exponent, 0, 7)
+    mantissa = (magnitude >> (exponent + 3)) & 0x0F
+    return (~(sign | (exponent << 4) | mantissa) & 0xFF).astype(np.uint8)
+
+
+_ULAW_ENCODE = _build_ulaw_encode_table()
+
+
+def ulaw_decode(data: bytes) -> bytes:
+    return _ULAW_DECODE[np.frombuffer(data, dtype=np.uint8)].astype("<i2").tobytes()
+
+
+def ulaw_encode(pcm: bytes) -> bytes:
+    return _ULAW_ENCODE[to_int16(pcm).astype(np.int32) + 32768].tobytes()
