@@ -1,0 +1,410 @@
+"""One phone call: owns its tasks, listens, replies, and ends the call cleanly.
+
+Tasks per call (one TaskGroup): the paced playout writer, the listener (frames
+in → VAD → streaming ASR → utterances), and the conversation loop. A reply is
+its own task so barge-in can cancel exactly it: generation, synthesis and queued
+audio stop; only what was actually played is kept as the bot's turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import enum
+import logging
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+from agent.audio.pcm import resample
+from agent.audio.vad import SpeechDetector, SpeechSegmenter, VadEvent
+from agent.call.clauses import ClauseSplitter, speakable
+from agent.call.playout import FRAME, FRAME_S, Playout
+from agent.call.record import CallRecord
+from agent.config import AgentConfig
+from agent.engines import Engines
+from agent.protocol import audiosocket as proto
+from agent.stages.base import TranscriberStream
+from agent.telephony.ami import AmiLink
+
+log = logging.getLogger(__name__)
+
+PREROLL_FRAMES = 15  # 300 ms of audio before the VAD fired, so first syllables reach ASR
+UUID_TIMEOUT_S = 2.0
+_GOODBYE = re.compile(r"\b(bye|goodbye|good bye|that'?s all|hang up)\b", re.I)
+_HUMAN = re.compile(r"\b(human|person|operator|agent|somebody real|real person|colleague|receptionist)\b", re.I)
+
+
+class Outcome(enum.StrEnum):
+    COMPLETED = "completed"
+    TRANSFERRED = "transferred"
+    HANGUP = "hangup"  # the caller hung up
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class Utterance:
+    text: str
+    confidence: float | None
+    speech_end_at: float  # monotonic time the endpointer closed the utterance
+    asr_ms: float
+
+
+@dataclass(frozen=True)
+class BargeIn:
+    at: float
+
+
+@dataclass(frozen=True)
+class DtmfPressed:
+    digit: str
+
+
+@dataclass(frozen=True)
+class CallerGone:
+    reason: str
+
+
+CallEvent = Utterance | BargeIn | DtmfPressed | CallerGone
+
+
+class CallSession:
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        engines: Engines,
+        config: AgentConfig,
+        ami: AmiLink | None = None,
+    ) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._engines = engines
+        self._config = config
+        self._ami = ami
+        self.call_id = ""
+        self._events: asyncio.Queue[CallEvent] = asyncio.Queue()
+        self._playout = Playout(self._send)
+        self._history: list[dict[str, str]] = []
+        self._reply_task: asyncio.Task | None = None
+        self._record: CallRecord | None = None
+        self.outcome: Outcome | None = None
+        self._early: list[proto.Message] = []  # messages that arrived with the call id
+        self._spoken: list[tuple[str, int]] = []  # clauses of the current bot turn, with end frame
+
+    # ---- lifecycle --------------------------------------------------------
+
+    async def run(self) -> Outcome:
+        decoder = proto.Decoder()
+        try:
+            first = await self._first_message(decoder)
+        except (proto.ProtocolError, asyncio.TimeoutError, ConnectionError) as exc:
+            log.warning("connection closed before a call id: %s", exc)
+            return Outcome.ERROR
+        self.call_id = str(first.id)
+        self._record = CallRecord(self.call_id)
+        self._record.write("call_start", business=self._config.business_name, models=[c.model for c in self._engines.choices])
+        log.info("call %s: connected", self.call_id)
+        try:
+            async with asyncio.TaskGroup() as group:
+                playout = group.create_task(self._playout.run())
+                listener = group.create_task(self._listen(decoder))
+                self.outcome = await self._converse()
+                for task in (listener, playout):
+                    task.cancel()
+        except* (proto.ProtocolError, ConnectionError, OSError) as errors:
+            log.warning("call %s: connection error: %s", self.call_id, errors.exceptions[0])
+            self.outcome = self.outcome or Outcome.ERROR
+        finally:
+            if self._reply_task:
+                self._reply_task.cancel()
+            self._close_socket()
+            if self._ami:
+                self._ami.forget(self.call_id)
+            self._record.write("call_end", outcome=str(self.outcome or Outcome.ERROR))
+            self._record.close()
+            log.info("call %s: ended (%s)", self.call_id, self.outcome)
+        return self.outcome or Outcome.ERROR
+
+    async def _first_message(self, decoder: proto.Decoder) -> proto.CallId:
+        async with asyncio.timeout(UUID_TIMEOUT_S):
+            while True:
+                data = await self._reader.read(4096)
+                if not data:
+                    raise ConnectionError("peer closed")
+                messages = decoder.feed(data)
+                if messages:
+                    if not isinstance(messages[0], proto.CallId):
+                        raise proto.ProtocolError(f"first message is {type(messages[0]).__name__}, not the call id")
+                    self._early = messages[1:]
+                    return messages[0]
+
+    def _send(self, data: bytes) -> None:
+        if not self._writer.is_closing():
+            self._writer.write(data)
+
+    def _close_socket(self) -> None:
+        if not self._writer.is_closing():
+            try:
+                self._writer.write(proto.encode(proto.Hangup()))
+            except (ConnectionError, OSError):
+                pass
+            self._writer.close()
+
+    # ---- listening --------------------------------------------------------
+
+    async def _listen(self, decoder: proto.Decoder) -> None:
+        detector = SpeechDetector()
+        segmenter = SpeechSegmenter(self._config.endpointing)
+        preroll: collections.deque[bytes] = collections.deque(maxlen=PREROLL_FRAMES)
+        pending = bytearray()
+        media_time = 0.0
+        stream: _StreamingRecognition | None = None
+        loop = asyncio.get_running_loop()
+        backlog, self._early = self._early, []
+        while True:
+            if backlog:
+                messages, backlog = backlog, []
+            else:
+                data = await self._reader.read(4096)
+                if not data:
+                    if decoder.pending:
+                        log.warning("call %s: stream ended inside a frame", self.call_id)
+                    await self._events.put(CallerGone("closed"))
+                    return
+                try:
+                    messages = decoder.feed(data)
+                except proto.ProtocolError as exc:
+                    log.warning("call %s: malformed frame from Asterisk: %s", self.call_id, exc)
+                    await self._events.put(CallerGone("protocol-error"))
+                    return
+            for message in messages:
+                match message:
+                    case proto.Audio(pcm=pcm, rate=rate):
+                        if rate != 8000:
+                            pcm = resample(pcm, rate, 8000)
+                        pending += pcm
+                        while len(pending) >= FRAME:
+                            frame, pending[:] = bytes(pending[:FRAME]), pending[FRAME:]
+                            media_time += FRAME_S
+                            event = segmenter.process(media_time, detector.is_speech(frame))
+                            if event is VadEvent.SPEECH_START:
+                                stream = _StreamingRecognition(self._engines.asr.open_stream(), loop)
+                                stream.add(b"".join(preroll))
+                                await self._events.put(BargeIn(time.monotonic()))
+                            if stream is not None:
+                                stream.add(frame)
+                            else:
+                                preroll.append(frame)
+                            if event is VadEvent.SPEECH_END and stream is not None:
+                                ended_at = time.monotonic()
+                                finished, stream = stream, None
+                                preroll.clear()
+                                asyncio.create_task(self._finish_utterance(finished, ended_at))
+                    case proto.Dtmf(digit=digit):
+                        await self._events.put(DtmfPressed(digit))
+                    case proto.Hangup():
+                        await self._events.put(CallerGone("hangup"))
+                        return
+                    case proto.Error(code=code):
+                        log.warning("call %s: Asterisk reported error code %s", self.call_id, code)
+                        await self._events.put(CallerGone("asterisk-error"))
+                        return
+                    case proto.CallId():
+                        log.warning("call %s: unexpected second call id ignored", self.call_id)
+
+    async def _finish_utterance(self, stream: _StreamingRecognition, ended_at: float) -> None:
+        transcript = await stream.finish()
+        asr_ms = (time.monotonic() - ended_at) * 1000
+        await self._events.put(Utterance(transcript.text.strip(), transcript.confidence, ended_at, asr_ms))
+
+    # ---- conversation -----------------------------------------------------
+
+    async def _converse(self) -> Outcome:
+        config = self._config
+        self._start_reply(self._speak_fixed(config.greeting, kind="greeting"))
+        silence_prompts = 0
+        while True:
+            timeout = None if self._playout.speaking or self._reply_busy() else config.silence_timeout_s
+            try:
+                event = await asyncio.wait_for(self._events.get(), timeout)
+            except asyncio.TimeoutError:
+                silence_prompts += 1
+                self._record.write("caller_silent", prompts=silence_prompts)
+                if silence_prompts > config.max_silence_prompts:
+                    return await self._hand_back(Outcome.TRANSFERRED, "caller-silent", config.transfer_message)
+                self._start_reply(self._speak_fixed(config.silence_prompt, kind="silence_prompt"))
+                continue
+            match event:
+                case BargeIn():
+                    if self._playout.speaking or self._reply_busy():
+                        await self._interrupt(event.at)
+                case Utterance(text=""):
+                    self._record.write("turn_empty")
+                case Utterance() as utterance:
+                    silence_prompts = 0
+                    await self._interrupt(None)
+                    self._record.write(
+                        "caller_turn", heard=utterance.text, confidence=utterance.confidence, asr_ms=round(utterance.asr_ms)
+                    )
+                    if _GOODBYE.search(utterance.text):
+                        return await self._finish(Outcome.COMPLETED, config.goodbye)
+                    if _HUMAN.search(utterance.text):
+                        return await self._hand_back(Outcome.TRANSFERRED, "caller-asked", config.transfer_message)
+                    self._start_reply(self._answer(utterance))
+                case DtmfPressed(digit=digit):
+                    self._record.write("dtmf", digit=digit)
+                    if digit == "0":
+                        return await self._hand_back(Outcome.TRANSFERRED, "dtmf-0", config.transfer_message)
+                case CallerGone(reason=reason):
+                    self._record.write("caller_gone", reason=reason)
+                    return Outcome.HANGUP if reason == "hangup" or reason == "closed" else Outcome.ERROR
+
+    def _reply_busy(self) -> bool:
+        return self._reply_task is not None and not self._reply_task.done()
+
+    def _start_reply(self, coro) -> None:
+        self._reply_task = asyncio.create_task(coro)
+
+    async def _interrupt(self, barge_at: float | None) -> None:
+        """Stop the current reply: queued audio, synthesis and generation."""
+        dropped = self._playout.clear()
+        if self._reply_task and not self._reply_task.done():
+            self._reply_task.cancel()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._reply_task), 0.5)
+            except (asyncio.CancelledError, asyncio.TimeoutError):
+                pass
+        if dropped:
+            heard = self._heard_by_caller()
+            if self._history and self._history[-1]["role"] == "assistant":
+                self._history[-1]["content"] = heard  # keep only what the caller heard
+            self._record.write("bot_cut", heard=heard, dropped_frames=dropped)
+        if barge_at is not None and dropped:
+            self._record.write("barge_in", stop_ms=round((time.monotonic() - barge_at) * 1000))
+
+    async def _speak(self, text: str) -> bool:
+        """Synthesize and queue one clause; remember where it ends so an interruption knows what was heard."""
+        text = speakable(text)
+        if not text:
+            return False
+        pcm = await asyncio.to_thread(self._engines.tts.synthesize, text)
+        end_frame = self._playout.enqueue(pcm)
+        self._spoken.append((text, end_frame))
+        return True
+
+    def _begin_bot_turn(self) -> None:
+        self._spoken = []
+
+    def _heard_by_caller(self) -> str:
+        """Text of the clauses that fully played before playback stopped."""
+        return " ".join(text for text, end in self._spoken if end <= self._playout.frames_played)
+
+    async def _speak_fixed(self, text: str, kind: str) -> None:
+        self._begin_bot_turn()
+        await self._speak(text)
+        self._record.write("bot_turn", kind=kind, text=text)
+        self._history.append({"role": "assistant", "content": text})
+
+    async def _answer(self, utterance: Utterance) -> None:
+        """LLM → clauses → TTS, streamed: the first clause plays while the rest generates."""
+        self._begin_bot_turn()
+        self._history.append({"role": "user", "content": utterance.text})
+        messages = [{"role": "system", "content": self._config.system_prompt()}, *self._history[-8:]]
+        loop = asyncio.get_running_loop()
+        pieces: asyncio.Queue[str | None] = asyncio.Queue()
+        stop = threading.Event()
+
+        def generate() -> None:
+            try:
+                for piece in self._engines.llm.stream_reply(messages, stop.is_set):
+                    loop.call_soon_threadsafe(pieces.put_nowait, piece)
+            except Exception:  # a model failure must not kill the call; the caller gets a fallback
+                log.exception("call %s: LLM generation failed", self.call_id)
+            finally:
+                loop.call_soon_threadsafe(pieces.put_nowait, None)
+
+        started = time.monotonic()
+        timings = {"asr_ms": utterance.asr_ms}
+        splitter = ClauseSplitter()
+        generator = loop.run_in_executor(None, generate)
+        try:
+            while (piece := await pieces.get()) is not None:
+                for clause in splitter.feed(piece):
+                    await self._speak_timed(clause, started, timings)
+            for clause in splitter.flush():
+                await self._speak_timed(clause, started, timings)
+            if not self._spoken:
+                await self._speak(self._config.fallback_message)
+            text = " ".join(clause for clause, _ in self._spoken)
+            self._history.append({"role": "assistant", "content": text})
+            self._record.write("bot_turn", kind="answer", text=text, **{k: round(v) for k, v in timings.items()})
+        finally:
+            stop.set()
+            await asyncio.shield(generator)
+
+    async def _speak_timed(self, clause: str, started: float, timings: dict[str, float]) -> None:
+        timings.setdefault("llm_first_clause_ms", (time.monotonic() - started) * 1000)
+        if await self._speak(clause):
+            timings.setdefault("tts_first_audio_ms", (time.monotonic() - started) * 1000)
+
+    # ---- ending the call --------------------------------------------------
+
+    async def _say_and_wait(self, text: str) -> None:
+        await self._speak(text)
+        try:
+            await asyncio.wait_for(self._playout.drained(), timeout=30)
+        except asyncio.TimeoutError:
+            pass
+        await asyncio.sleep(0.2)  # let the last frames leave Asterisk's buffer
+
+    async def _finish(self, outcome: Outcome, goodbye: str) -> Outcome:
+        await self._say_and_wait(goodbye)
+        self._record.write("bot_turn", text=goodbye, kind="goodbye")
+        if self._ami:
+            await self._ami.set_vars(self.call_id, {"AGENT_ACTION": "hangup"})
+        return outcome
+
+    async def _hand_back(self, outcome: Outcome, reason: str, message: str) -> Outcome:
+        """Return the call to the dialplan, which routes it to the humans."""
+        await self._interrupt(None)
+        await self._say_and_wait(message)
+        self._record.write("transfer", target=self._config.transfer_target, reason=reason)
+        if self._ami:
+            await self._ami.set_vars(
+                self.call_id, {"AGENT_ACTION": "transfer", "AGENT_TRANSFER_TO": self._config.transfer_target}
+            )
+        return outcome
+
+
+class _StreamingRecognition:
+    """Feeds one utterance to an ASR stream in a worker thread, in order, without blocking the loop."""
+
+    def __init__(self, stream: TranscriberStream, loop: asyncio.AbstractEventLoop) -> None:
+        self._stream = stream
+        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._task = loop.create_task(self._run())
+
+    def add(self, pcm: bytes) -> None:
+        if pcm:
+            self._queue.put_nowait(pcm)
+
+    async def _run(self):
+        while True:
+            chunk = await self._queue.get()
+            if chunk is None:
+                return await asyncio.to_thread(self._stream.finish)
+            # batch what arrived while the previous chunk was being recognised
+            while not self._queue.empty() and self._queue._queue[0] is not None:  # noqa: SLF001
+                chunk += self._queue.get_nowait()
+            await asyncio.to_thread(self._stream.accept, chunk)
+
+    async def finish(self):
+        self._queue.put_nowait(None)
+        return await self._task
+
+
+def new_call_id() -> str:
+    return str(uuid.uuid4())

