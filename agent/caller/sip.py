@@ -11,6 +11,7 @@ need registration or threads; this is ~250 lines we control end to end.
 from __future__ import annotations
 
 import asyncio
+import collections
 import random
 import re
 import struct
@@ -154,34 +155,61 @@ class SipCall:
 
     # ---- media ------------------------------------------------------------
 
-    async def send_audio(self, pcm8k: bytes, should_stop=lambda: False) -> float:
-        """Send PCM paced at real time; returns the monotonic time the last frame left."""
+    def start_media(self) -> None:
+        """Send RTP every 20 ms from now on: queued speech/DTMF, else silence, like a real phone."""
+        self._tx: collections.deque[tuple[str, bytes, asyncio.Future | None]] = collections.deque()
+        self._media_task = asyncio.get_running_loop().create_task(self._media_loop())
+
+    async def send_audio(self, pcm8k: bytes) -> float:
+        """Queue speech and wait until its last frame left; returns that monotonic time."""
         frame = SAMPLES_PER_FRAME * 2
         if len(pcm8k) % frame:
             pcm8k += b"\x00" * (frame - len(pcm8k) % frame)
+        done = asyncio.get_running_loop().create_future()
+        chunks = [pcm8k[i : i + frame] for i in range(0, len(pcm8k), frame)]
+        for index, chunk in enumerate(chunks):
+            self._tx.append(("audio", chunk, done if index == len(chunks) - 1 else None))
+        return await done
+
+    async def send_dtmf(self, digit: str, duration_ms: int = 160) -> float:
+        """Queue one RFC 4733 digit; returns the time its end packets left."""
+        event = DTMF_EVENTS[digit.upper()]
+        steps = duration_ms // 20
+        done = asyncio.get_running_loop().create_future()
+        for step in range(1, steps + 1):
+            self._tx.append(("dtmf", struct.pack("!BBH", event, 10, step * SAMPLES_PER_FRAME), None))
+        self._tx.append(("dtmf-end", struct.pack("!BBH", event, 0x80 | 10, steps * SAMPLES_PER_FRAME), done))
+        return await done
+
+    async def _media_loop(self) -> None:
         loop = asyncio.get_running_loop()
         next_at = loop.time()
-        for i in range(0, len(pcm8k), frame):
-            if self.ended.is_set() or should_stop():
-                break
-            self._send_rtp(PCMU, ulaw_encode(pcm8k[i : i + frame]), marker=(i == 0))
+        silence = ulaw_encode(b"\x00" * SAMPLES_PER_FRAME * 2)
+        dtmf_ts: int | None = None
+        previous = "silence"
+        while not self.ended.is_set():
+            kind, payload, done = self._tx.popleft() if self._tx else ("silence", b"", None)
+            if kind == "audio":
+                self._send_rtp(PCMU, ulaw_encode(payload), marker=previous != "audio")
+            elif kind in ("dtmf", "dtmf-end"):
+                if dtmf_ts is None:
+                    dtmf_ts = self._ts
+                for _ in range(3 if kind == "dtmf-end" else 1):  # end packets go three times (RFC 4733)
+                    self._send_rtp(DTMF_PT, payload, marker=previous not in ("dtmf",), timestamp=dtmf_ts, advance=False)
+                if kind == "dtmf-end":
+                    dtmf_ts = None
+            else:
+                self._send_rtp(PCMU, silence)
+            if kind in ("dtmf", "dtmf-end"):
+                self._ts = (self._ts + SAMPLES_PER_FRAME) & 0xFFFFFFFF  # media clock runs on during events
+            previous = kind
+            if done is not None and not done.done():
+                done.set_result(time.monotonic())
             next_at += 0.02
             await asyncio.sleep(max(0.0, next_at - loop.time()))
-        return time.monotonic()
 
-    async def send_dtmf(self, digit: str, duration_ms: int = 160) -> None:
-        event = DTMF_EVENTS[digit.upper()]
-        ts = self._ts
-        steps = duration_ms // 20
-        for step in range(1, steps + 1):
-            payload = struct.pack("!BBH", event, 10, step * SAMPLES_PER_FRAME)
-            self._send_rtp(DTMF_PT, payload, marker=(step == 1), timestamp=ts, advance=False)
-            await asyncio.sleep(0.02)
-        for _ in range(3):  # end packets are sent three times (RFC 4733)
-            payload = struct.pack("!BBH", event, 0x80 | 10, steps * SAMPLES_PER_FRAME)
-            self._send_rtp(DTMF_PT, payload, timestamp=ts, advance=False)
-        self._ts = (ts + steps * SAMPLES_PER_FRAME) & 0xFFFFFFFF
-        await asyncio.sleep(0.1)
+    def stop_speaking(self) -> None:
+        self._tx.clear()
 
     def _send_rtp(self, pt: int, payload: bytes, marker=False, timestamp=None, advance=True) -> None:
         if not self._rtp_remote or self._rtp_transport is None:
@@ -236,6 +264,9 @@ class SipCall:
         self.close()
 
     def close(self) -> None:
+        task = getattr(self, "_media_task", None)
+        if task is not None:
+            task.cancel()
         for transport in (self._sip_transport, self._rtp_transport):
             if transport is not None:
                 transport.close()
