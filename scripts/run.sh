@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The appliance's main job: serve calls with the default config, after one demo
+# call that shows a real conversation with its latencies. Ctrl-C stops it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+config="${PHONE_AGENT_CONFIG:-configs/clinic}"
+mkdir -p state
+.venv/bin/python -m agent run --config "$config" 2> >(tee -a state/agent.log >&2) &
+agent=$!
+trap 'kill $agent 2>/dev/null; wait $agent 2>/dev/null; echo "[run] agent stopped (Asterisk keeps running: scripts/asterisk.sh stop)"' EXIT INT TERM
+address=$(grep ^AGENT_ADDRESS= state/asterisk.env | cut -d= -f2)
+for _ in $(seq 1 300); do
+    kill -0 $agent 2>/dev/null || { echo "[run] the agent exited; see state/agent.log" >&2; exit 1; }
+    (exec 3<>"/dev/tcp/${address%:*}/${address#*:}") 2>/dev/null && break
+    sleep 0.2
+done
+echo "[run] placing a demo call through Asterisk (scenarios/clinic/demo.yaml) ..."
+.venv/bin/python -m agent call --script scenarios/clinic/demo.yaml || echo "[run] the demo call did not pass; see above"
+sip=$(grep ^SIP_BIND= state/asterisk.env | cut -d= -f2):$(grep ^SIP_PORT= state/asterisk.env | cut -d= -f2)
+echo "[run] serving calls: SIP on $sip, agent on $address. Ctrl-C to stop."
+wait $agent

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Debian packages the appliance and its tests need on the host:
+# debootstrap (Asterisk root on Debian 12), Asterisk's English prompts with
+# transcripts (ASR accuracy tests), sox (audio inspection).
+set -euo pipefail
+need=()
+for pkg in debootstrap asterisk-core-sounds-en-wav sox; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+    echo "[setup] installing Debian packages: ${need[*]}" >&2
+    apt-get update -q >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}" >&2
+fi
