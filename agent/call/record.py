@@ -18,7 +18,8 @@ CALLS_DIR = STATE_DIR / "calls"
 
 
 class CallRecord:
-    def __init__(self, call_id: str, directory: Path = CALLS_DIR) -> None:
+    def __init__(self, call_id: str, directory: Path | None = None) -> None:
+        directory = directory or CALLS_DIR
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.path = directory / f"{call_id}.jsonl"
         self._fh = open(self.path, "a", encoding="utf-8")
@@ -33,8 +34,8 @@ class CallRecord:
         self._fh.close()
 
 
-def read_record(call_id: str, directory: Path = CALLS_DIR) -> list[dict]:
-    path = directory / f"{call_id}.jsonl"
+def read_record(call_id: str, directory: Path | None = None) -> list[dict]:
+    path = (directory or CALLS_DIR) / f"{call_id}.jsonl"
     if not path.exists():
         return []
     events = []

@@ -102,6 +102,7 @@ class CallSession:
             first = await self._first_message(decoder)
         except (proto.ProtocolError, asyncio.TimeoutError, ConnectionError) as exc:
             log.warning("connection closed before a call id: %s", exc)
+            self._writer.close()
             return Outcome.ERROR
         self.call_id = str(first.id)
         self._record = CallRecord(self.call_id)
@@ -226,17 +227,22 @@ class CallSession:
         config = self._config
         self._start_reply(self._speak_fixed(config.greeting, kind="greeting"))
         silence_prompts = 0
+        last_activity = time.monotonic()  # caller spoke/pressed, or the bot finished talking
         while True:
-            timeout = None if self._playout.speaking or self._reply_busy() else config.silence_timeout_s
             try:
-                event = await asyncio.wait_for(self._events.get(), timeout)
+                event = await asyncio.wait_for(self._events.get(), 0.25)
             except asyncio.TimeoutError:
-                silence_prompts += 1
-                self._record.write("caller_silent", prompts=silence_prompts)
-                if silence_prompts > config.max_silence_prompts:
-                    return await self._hand_back(Outcome.TRANSFERRED, "caller-silent", config.transfer_message)
-                self._start_reply(self._speak_fixed(config.silence_prompt, kind="silence_prompt"))
+                if self._playout.speaking or self._reply_busy():
+                    last_activity = time.monotonic()
+                elif time.monotonic() - last_activity >= config.silence_timeout_s:
+                    silence_prompts += 1
+                    last_activity = time.monotonic()
+                    self._record.write("caller_silent", prompts=silence_prompts)
+                    if silence_prompts > config.max_silence_prompts:
+                        return await self._hand_back(Outcome.TRANSFERRED, "caller-silent", config.transfer_message)
+                    self._start_reply(self._speak_fixed(config.silence_prompt, kind="silence_prompt"))
                 continue
+            last_activity = time.monotonic()
             match event:
                 case BargeIn():
                     if self._playout.speaking or self._reply_busy():

@@ -113,7 +113,8 @@ class Decoder:
     """Incremental decoder: feed() any chunk of the stream, get complete messages.
 
     After a ProtocolError the decoder is poisoned: the stream has lost framing
-    and nothing after the bad frame can be trusted.
+    and nothing after the bad frame can be trusted. Messages decoded before the
+    bad frame in the same chunk are returned first; the next feed() raises.
     """
 
     def __init__(self) -> None:
@@ -130,15 +131,20 @@ class Decoder:
             raise self._failed
         self._buffer += data
         messages: list[Message] = []
-        while len(self._buffer) >= HEADER.size:
-            kind_byte, length = HEADER.unpack_from(self._buffer)
-            if length > MAX_PAYLOAD:
-                self._fail(f"frame length {length} exceeds {MAX_PAYLOAD}")
-            if len(self._buffer) < HEADER.size + length:
-                break
-            payload = bytes(self._buffer[HEADER.size : HEADER.size + length])
-            del self._buffer[: HEADER.size + length]
-            messages.append(self._parse(kind_byte, payload))
+        try:
+            while len(self._buffer) >= HEADER.size:
+                kind_byte, length = HEADER.unpack_from(self._buffer)
+                if length > MAX_PAYLOAD:
+                    self._fail(f"frame length {length} exceeds {MAX_PAYLOAD}")
+                if len(self._buffer) < HEADER.size + length:
+                    break
+                payload = bytes(self._buffer[HEADER.size : HEADER.size + length])
+                del self._buffer[: HEADER.size + length]
+                messages.append(self._parse(kind_byte, payload))
+        except ProtocolError:
+            if not messages:
+                raise
+            # hand over what was valid (a hangup or DTMF may be in it); the next feed() raises
         return messages
 
     def _fail(self, reason: str) -> None:

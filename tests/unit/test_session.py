@@ -1,0 +1,225 @@
+"""Call-session logic over real TCP sockets with scripted fake engines.
+
+Fakes stand in for the models only (unit test of the session's logic); the
+AudioSocket server, codec, pacing and VAD are the real ones.
+"""
+
+import asyncio
+import uuid
+import wave
+
+import numpy as np
+import pytest
+
+import agent.call.record as record_module
+from agent.audio.pcm import rms_dbfs
+from agent.call.record import read_record
+from agent.config import BoxSettings, load_config
+from agent.engines import Engines
+from agent.protocol import audiosocket as proto
+from agent.stages.base import Transcript
+from agent.transport.server import AgentServer
+
+with wave.open("/usr/share/asterisk/sounds/en/pls-hold-while-try.wav") as _w:
+    SPEECH = _w.readframes(_w.getnframes())  # real 8 kHz telephone speech
+
+
+def tone(seconds: float) -> bytes:
+    t = np.arange(int(8000 * seconds)) / 8000
+    return (6000 * np.sin(2 * np.pi * 300 * t)).astype("<i2").tobytes()
+
+
+class FakeStream:
+    def __init__(self, text):
+        self.text = text
+
+    def accept(self, pcm):
+        pass
+
+    def partial(self):
+        return ""
+
+    def finish(self):
+        return Transcript(self.text, 0.9)
+
+
+class FakeAsr:
+    engine, model = "fake", "fake"
+
+    def __init__(self):
+        self.texts = []
+
+    def open_stream(self):
+        return FakeStream(self.texts.pop(0) if self.texts else "hello")
+
+
+class FakeLlm:
+    engine, model = "fake", "fake"
+
+    def stream_reply(self, messages, should_stop):
+        for piece in ["We are open ", "Monday to Friday. ", "Anything else?"]:
+            if should_stop():
+                return
+            yield piece
+
+
+class FakeTts:
+    engine, model = "fake", "fake"
+
+    def __init__(self, seconds=1.0):
+        self.seconds = seconds
+
+    def synthesize(self, text):
+        return tone(self.seconds)
+
+
+@pytest.fixture
+async def server(tmp_path, monkeypatch):
+    monkeypatch.setattr(record_module, "CALLS_DIR", tmp_path)
+    engines = Engines(asr=FakeAsr(), llm=FakeLlm(), tts=FakeTts(), choices=[])
+    config = load_config()
+    srv = AgentServer(engines, config, BoxSettings(ami_secret=""), "127.0.0.1", 0)
+    await srv.start()
+    srv.port = srv._server.sockets[0].getsockname()[1]
+    yield srv
+    await srv.close()
+
+
+class Caller:
+    """Plays Asterisk's side of an AudioSocket connection."""
+
+    def __init__(self, reader, writer, call_id):
+        self.reader, self.writer, self.call_id = reader, writer, call_id
+        self.decoder = proto.Decoder()
+        self.received: list[tuple[float, proto.Message]] = []
+        self.task = asyncio.create_task(self._read())
+
+    @classmethod
+    async def connect(cls, port, send_id=True):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        call_id = uuid.uuid4()
+        if send_id:
+            writer.write(proto.encode(proto.CallId(call_id)))
+        return cls(reader, writer, str(call_id))
+
+    async def _read(self):
+        loop = asyncio.get_running_loop()
+        while data := await self.reader.read(4096):
+            for message in self.decoder.feed(data):
+                self.received.append((loop.time(), message))
+
+    async def send_audio(self, pcm, realtime=True):
+        for i in range(0, len(pcm), 320):
+            chunk = pcm[i : i + 320].ljust(320, b"\x00")
+            self.writer.write(proto.encode(proto.Audio(chunk)))
+            if realtime:
+                await asyncio.sleep(0.02)
+
+    async def silence(self, seconds):
+        await self.send_audio(b"\x00" * int(16000 * seconds))
+
+    def audio(self):
+        return [(t, m.pcm) for t, m in self.received if isinstance(m, proto.Audio)]
+
+    def loud_times(self):
+        return [t for t, pcm in self.audio() if rms_dbfs(pcm) > -40]
+
+    async def closed(self, timeout=5):
+        await asyncio.wait_for(self.task, timeout)
+
+
+async def test_audio_flows_from_the_first_moment_in_20ms_frames(server):
+    caller = await Caller.connect(server.port)
+    await asyncio.sleep(0.3)
+    frames = caller.audio()
+    assert len(frames) >= 8  # paced: about 15 frames in 300 ms
+    assert all(len(pcm) == 320 for _, pcm in frames)
+    caller.writer.write(proto.encode(proto.Hangup()))
+    await caller.closed()
+
+
+async def test_greeting_is_spoken_then_silence_keeps_flowing(server):
+    caller = await Caller.connect(server.port)
+    await caller.silence(2.0)
+    loud = caller.loud_times()
+    assert loud, "the greeting was not played"
+    assert len(caller.audio()) > len(loud)  # silence frames after the greeting
+    caller.writer.write(proto.encode(proto.Hangup()))
+    await caller.closed()
+    events = [e["event"] for e in read_record(caller.call_id)]
+    assert events[0] == "call_start" and events[-1] == "call_end"
+
+
+async def test_malformed_frame_closes_only_that_call(server):
+    healthy = await Caller.connect(server.port)
+    broken = await Caller.connect(server.port)
+    await asyncio.sleep(0.2)
+    broken.writer.write(b"\x42\x00\x00garbage")
+    await broken.closed()
+    before = len(healthy.audio())
+    await healthy.silence(0.5)
+    assert len(healthy.audio()) > before + 10  # still paced after the other call died
+    assert len(server.active) == 1
+    healthy.writer.write(proto.encode(proto.Hangup()))
+    await healthy.closed()
+    assert [e for e in read_record(broken.call_id) if e["event"] == "caller_gone"][0]["reason"] == "protocol-error"
+
+
+async def test_connection_without_call_id_is_dropped(server):
+    caller = await Caller.connect(server.port, send_id=False)
+    caller.writer.write(proto.encode(proto.Audio(b"\x00" * 320)))
+    await caller.closed()
+    assert not any(isinstance(m, proto.Audio) and rms_dbfs(m.pcm) > -40 for _, m in caller.received)
+
+
+async def test_question_gets_an_answer(server):
+    server.engines.asr.texts = ["when are you open"]
+    caller = await Caller.connect(server.port)
+    await caller.silence(2.5)  # greeting
+    await caller.send_audio(SPEECH)
+    spoke_at = asyncio.get_running_loop().time()
+    await caller.silence(2.5)
+    assert [t for t in caller.loud_times() if t > spoke_at], "no spoken answer after the question"
+    caller.writer.write(proto.encode(proto.Hangup()))
+    await caller.closed()
+    record = read_record(caller.call_id)
+    assert any(e["event"] == "caller_turn" and e["heard"] == "when are you open" for e in record)
+    answer = [e for e in record if e["event"] == "bot_turn" and e.get("kind") == "answer"][0]
+    assert answer["text"] == "We are open Monday to Friday. Anything else?"
+
+
+async def test_barge_in_stops_the_bot(server):
+    server.engines.tts.seconds = 6.0  # a long greeting to interrupt
+    caller = await Caller.connect(server.port)
+    await caller.silence(1.0)
+    assert caller.loud_times(), "greeting should be playing"
+    onset = asyncio.get_running_loop().time()
+    await caller.send_audio(SPEECH[: 16000])  # one second of the caller talking over the bot
+    await caller.silence(0.3)
+    late = [t for t in caller.loud_times() if t > onset + 1.0]
+    assert len(late) < 10, "the bot kept talking over the caller"
+    caller.writer.write(proto.encode(proto.Hangup()))
+    await caller.closed()
+    assert any(e["event"] == "barge_in" for e in read_record(caller.call_id))
+
+
+async def test_dtmf_zero_hands_the_call_back_for_a_human(server):
+    caller = await Caller.connect(server.port)
+    await caller.silence(0.2)
+    caller.writer.write(proto.encode(proto.Dtmf("0")))
+    await caller.silence(0.1)
+    await caller.closed(timeout=10)  # the agent says the transfer message, then closes
+    assert isinstance(caller.received[-1][1], proto.Hangup)
+    transfer = [e for e in read_record(caller.call_id) if e["event"] == "transfer"]
+    assert transfer == [transfer[0]] and transfer[0]["reason"] == "dtmf-0"
+
+
+async def test_silent_caller_is_prompted_then_handed_to_a_human(server, monkeypatch):
+    server.config = server.config.__class__(**{**server.config.__dict__, "silence_timeout_s": 0.5, "max_silence_prompts": 1})
+    server.engines.tts.seconds = 0.3
+    caller = await Caller.connect(server.port)
+    asyncio.create_task(caller.silence(6))
+    await caller.closed(timeout=10)
+    events = [e["event"] for e in read_record(caller.call_id)]
+    assert events.count("caller_silent") == 2
+    assert "transfer" in events
