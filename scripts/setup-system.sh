@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Debian packages the appliance and its tests need on the host:
 # debootstrap (Asterisk root on Debian 12), Asterisk's English prompts with
-# transcripts (ASR accuracy tests), sox (audio inspection).
+# transcripts (ASR accuracy tests), sox and espeak-ng (Korean speech for the
+# Vosk test: the registry ships only a Korean Vosk model).
 set -euo pipefail
 need=()
-for pkg in debootstrap asterisk-core-sounds-en-wav sox; do
+for pkg in debootstrap asterisk-core-sounds-en-wav sox espeak-ng; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
