@@ -93,6 +93,8 @@ class CallSession:
         self.outcome: Outcome | None = None
         self._early: list[proto.Message] = []  # messages that arrived with the call id
         self._spoken: list[tuple[str, int]] = []  # clauses of the current bot turn, with end frame
+        self._reply_to: int | None = None
+        self._turn_no = 0  # caller turns heard so far
 
     # ---- lifecycle --------------------------------------------------------
 
@@ -252,8 +254,13 @@ class CallSession:
                 case Utterance() as utterance:
                     silence_prompts = 0
                     await self._interrupt(None)
+                    self._turn_no += 1
                     self._record.write(
-                        "caller_turn", heard=utterance.text, confidence=utterance.confidence, asr_ms=round(utterance.asr_ms)
+                        "caller_turn",
+                        n=self._turn_no,
+                        heard=utterance.text,
+                        confidence=utterance.confidence,
+                        asr_ms=round(utterance.asr_ms),
                     )
                     if _GOODBYE.search(utterance.text):
                         return await self._finish(Outcome.COMPLETED, config.goodbye)
@@ -287,7 +294,7 @@ class CallSession:
             heard = self._heard_by_caller()
             if self._history and self._history[-1]["role"] == "assistant":
                 self._history[-1]["content"] = heard  # keep only what the caller heard
-            self._record.write("bot_cut", heard=heard, dropped_frames=dropped)
+            self._record.write("bot_cut", reply_to=self._reply_to, heard=heard, dropped_frames=dropped)
         if barge_at is not None and dropped:
             self._record.write("barge_in", stop_ms=round((time.monotonic() - barge_at) * 1000))
 
@@ -301,8 +308,9 @@ class CallSession:
         self._spoken.append((text, end_frame))
         return True
 
-    def _begin_bot_turn(self) -> None:
+    def _begin_bot_turn(self, reply_to: int | None = None) -> None:
         self._spoken = []
+        self._reply_to = reply_to  # the caller turn this answers (None: greeting, prompts)
 
     def _heard_by_caller(self) -> str:
         """Text of the clauses that fully played before playback stopped."""
@@ -316,7 +324,7 @@ class CallSession:
 
     async def _answer(self, utterance: Utterance) -> None:
         """LLM → clauses → TTS, streamed: the first clause plays while the rest generates."""
-        self._begin_bot_turn()
+        self._begin_bot_turn(reply_to=self._turn_no)
         self._history.append({"role": "user", "content": utterance.text})
         messages = [{"role": "system", "content": self._config.system_prompt()}, *self._history[-8:]]
         loop = asyncio.get_running_loop()
@@ -336,6 +344,7 @@ class CallSession:
         timings = {"asr_ms": utterance.asr_ms}
         splitter = ClauseSplitter()
         generator = loop.run_in_executor(None, generate)
+        text, interrupted = "", False
         try:
             while (piece := await pieces.get()) is not None:
                 for clause in splitter.feed(piece):
@@ -345,10 +354,20 @@ class CallSession:
             if not self._spoken:
                 await self._speak(self._config.fallback_message)
             text = " ".join(clause for clause, _ in self._spoken)
-            self._history.append({"role": "assistant", "content": text})
-            self._record.write("bot_turn", kind="answer", text=text, **{k: round(v) for k, v in timings.items()})
+        except asyncio.CancelledError:
+            text, interrupted = self._heard_by_caller(), True  # barge-in: keep only what was heard
+            raise
         finally:
             stop.set()
+            self._history.append({"role": "assistant", "content": text})
+            self._record.write(
+                "bot_turn",
+                kind="answer",
+                reply_to=self._reply_to,
+                text=text,
+                interrupted=interrupted,
+                **{k: round(v) for k, v in timings.items()},
+            )
             await asyncio.shield(generator)
 
     async def _speak_timed(self, clause: str, started: float, timings: dict[str, float]) -> None:

@@ -329,18 +329,19 @@ def _merge_agent_record(report: dict, agent_uuid: str | None) -> None:
         start = turn.pop("_started_wall")
         end = turns[index + 1]["_started_wall"] if index + 1 < len(turns) else float("inf")
         window = [e for e in record if start - 0.2 <= e["t"] < end - 0.2]
-        heard = [e["heard"] for e in window if e["event"] == "caller_turn"]
-        said = [e["text"] for e in window if e["event"] == "bot_turn" and e.get("text")]
-        cut = [e["heard"] for e in window if e["event"] == "bot_cut"]
-        turn["heard"] = " ".join(heard) or None
+        numbers = {e["n"] for e in window if e["event"] == "caller_turn"}
+        # replies belong to the caller turn they answer, even when written later (an interrupted reply)
+        replies = [e for e in record if e.get("reply_to") in numbers]
+        unnumbered = [e for e in window if e["event"] == "bot_turn" and e.get("reply_to") is None]
+        said = [e["text"] for e in unnumbered + [r for r in replies if r["event"] == "bot_turn"] if e.get("text")]
+        cut = [e["heard"] for e in replies if e["event"] == "bot_cut"]
+        turn["heard"] = " ".join(e["heard"] for e in window if e["event"] == "caller_turn") or None
         if said:
             turn["bot"] = " ".join(said)
         if cut:
             turn["bot_cut_at"] = cut[-1]
-        turn["tools"] = [e["tool"] for e in window if e["event"] == "tool_call"]
-        turn["agent_timings_ms"] = {
-            k: v for e in window if e["event"] == "bot_turn" for k, v in e.items() if k.endswith("_ms")
-        }
+        turn["tools"] = [e["tool"] for e in replies if e["event"] == "tool_call"]
+        turn["agent_timings_ms"] = {k: v for e in replies if e["event"] == "bot_turn" for k, v in e.items() if k.endswith("_ms")}
     if agent_uuid:
         greeting = [e["text"] for e in record if e["event"] == "bot_turn" and e.get("kind") == "greeting"]
         report["greeting_text"] = greeting[0] if greeting else None
