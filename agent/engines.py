@@ -42,7 +42,9 @@ def load_engines() -> Engines:
 
     asr_choice, llm_choice, tts_choice = choices = active_models()
     for choice in choices:
-        log.info("active %s: %s / %s%s", choice.role, choice.engine, choice.model, f" ({choice.note})" if choice.note else "")
+        log.info(
+            "active %s: %s / %s%s", choice.role, choice.engine, choice.model, f" ({choice.note})" if choice.note else ""
+        )
     return Engines(
         asr=load_transcriber(asr_choice),
         llm=LlamaChatModel(_require(llm_choice)),

@@ -160,7 +160,9 @@ def fetch_upstream(out=print, timeout: float = 8.0) -> None:
                 zf.extractall(MODELS_DIR)
             out(f"  ok       {item['name']} (upstream, checksum verified)")
         except OSError as exc:
-            out(f"  skip     {item['name']}: network does not allow it here ({type(exc).__name__}); using registry models")
+            out(
+                f"  skip     {item['name']}: network does not allow it here ({type(exc).__name__}); using registry models"
+            )
         finally:
             archive.unlink(missing_ok=True)
 

@@ -102,13 +102,15 @@ class CallSession:
         decoder = proto.Decoder()
         try:
             first = await self._first_message(decoder)
-        except (proto.ProtocolError, asyncio.TimeoutError, ConnectionError) as exc:
+        except (TimeoutError, proto.ProtocolError, ConnectionError) as exc:
             log.warning("connection closed before a call id: %s", exc)
             self._writer.close()
             return Outcome.ERROR
         self.call_id = str(first.id)
         self._record = CallRecord(self.call_id)
-        self._record.write("call_start", business=self._config.business_name, models=[c.model for c in self._engines.choices])
+        self._record.write(
+            "call_start", business=self._config.business_name, models=[c.model for c in self._engines.choices]
+        )
         log.info("call %s: connected", self.call_id)
         try:
             async with asyncio.TaskGroup() as group:
@@ -233,7 +235,7 @@ class CallSession:
         while True:
             try:
                 event = await asyncio.wait_for(self._events.get(), 0.25)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 if self._playout.speaking or self._reply_busy():
                     last_activity = time.monotonic()
                 elif time.monotonic() - last_activity >= config.silence_timeout_s:
@@ -288,7 +290,7 @@ class CallSession:
             self._reply_task.cancel()
             try:
                 await asyncio.wait_for(asyncio.shield(self._reply_task), 0.5)
-            except (asyncio.CancelledError, asyncio.TimeoutError):
+            except (TimeoutError, asyncio.CancelledError):
                 pass
         if dropped:
             heard = self._heard_by_caller()
@@ -381,7 +383,7 @@ class CallSession:
         await self._speak(text)
         try:
             await asyncio.wait_for(self._playout.drained(), timeout=30)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         await asyncio.sleep(0.2)  # let the last frames leave Asterisk's buffer
 

@@ -77,7 +77,9 @@ class AsteriskEvents:
                 self.returned = dict(event)
         else:
             return
-        self.events.append({k: v for k, v in dict(event).items() if k in ("UserEvent", "Reason", "Target", "Status", "Action")})
+        self.events.append(
+            {k: v for k, v in dict(event).items() if k in ("UserEvent", "Reason", "Target", "Status", "Action")}
+        )
         self.changed.set()
 
 
@@ -212,8 +214,10 @@ async def place_call(
     manager.register_event("UserEvent", events.on_event)
     try:
         await asyncio.wait_for(manager.connect(), 5)
-    except (OSError, asyncio.TimeoutError) as exc:
-        raise SipError(f"cannot reach Asterisk's AMI on 127.0.0.1:{box.ami_port} ({exc}); is Asterisk running?") from None
+    except (TimeoutError, OSError) as exc:
+        raise SipError(
+            f"cannot reach Asterisk's AMI on 127.0.0.1:{box.ami_port} ({exc}); is Asterisk running?"
+        ) from None
     ended = asyncio.Event()
     transferred = asyncio.Event()
 
@@ -226,7 +230,14 @@ async def place_call(
 
     watcher = asyncio.create_task(watch())
     headers = {"X-Agent-Address": agent_address} if agent_address else {}
-    report: dict = {"scenario": scenario.name, "call_id": None, "outcome": None, "transfer_to": None, "greeting": "", "turns": []}
+    report: dict = {
+        "scenario": scenario.name,
+        "call_id": None,
+        "outcome": None,
+        "transfer_to": None,
+        "greeting": "",
+        "turns": [],
+    }
     audio = BotAudio(call)
     try:
         await call.dial("s", headers)
@@ -250,7 +261,11 @@ async def place_call(
         if not ended.is_set() and not transferred.is_set():
             await asyncio.sleep(0.5)
         report["outcome"] = (
-            "transferred" if transferred.is_set() else "hangup" if ended.is_set() and len(report["turns"]) < len(scenario.turns) else "completed"
+            "transferred"
+            if transferred.is_set()
+            else "hangup"
+            if ended.is_set() and len(report["turns"]) < len(scenario.turns)
+            else "completed"
         )
         if transferred.is_set() and events.fallback:
             report["transfer_to"] = events.fallback.get("Target")
@@ -278,7 +293,14 @@ async def place_call(
 
 async def _run_turn(call, audio, voice, turn: Turn, next_turn: Turn | None, last_reply_start, stop_any):
     """Play one caller turn and collect the bot's reply to it."""
-    report: dict = {"caller": _describe(turn), "heard": None, "bot": None, "latency_ms": None, "tools": [], "_started": time.monotonic()}
+    report: dict = {
+        "caller": _describe(turn),
+        "heard": None,
+        "bot": None,
+        "latency_ms": None,
+        "tools": [],
+        "_started": time.monotonic(),
+    }
     if turn.barge_in_after is not None and last_reply_start is not None:
         # speak over the bot: wait until it has talked for barge_in_after seconds
         await asyncio.sleep(max(0.0, last_reply_start + turn.barge_in_after - time.monotonic()))
@@ -341,7 +363,9 @@ def _merge_agent_record(report: dict, agent_uuid: str | None) -> None:
         if cut:
             turn["bot_cut_at"] = cut[-1]
         turn["tools"] = [e["tool"] for e in replies if e["event"] == "tool_call"]
-        turn["agent_timings_ms"] = {k: v for e in replies if e["event"] == "bot_turn" for k, v in e.items() if k.endswith("_ms")}
+        turn["agent_timings_ms"] = {
+            k: v for e in replies if e["event"] == "bot_turn" for k, v in e.items() if k.endswith("_ms")
+        }
     if agent_uuid:
         greeting = [e["text"] for e in record if e["event"] == "bot_turn" and e.get("kind") == "greeting"]
         report["greeting_text"] = greeting[0] if greeting else None
@@ -406,7 +430,10 @@ def run_call_command(args) -> int:
     try:
         if args.config or not _listening(*box.agent_host_port):
             agent = TemporaryAgent(args.config)
-            print(f"starting a temporary agent ({args.config or 'default config'}) on {agent.address} ...", file=sys.stderr)
+            print(
+                f"starting a temporary agent ({args.config or 'default config'}) on {agent.address} ...",
+                file=sys.stderr,
+            )
             agent.start()
             address = agent.address
         voice = CallerVoice()

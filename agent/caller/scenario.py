@@ -54,7 +54,9 @@ def load_scenario(path: Path) -> Scenario:
         kinds = [k for k in item if k in TURN_KINDS]
         extra = set(item) - set(TURN_KINDS) - set(TURN_OPTIONS)
         if len(kinds) != 1 or extra:
-            raise ScenarioError(f"{where}: needs exactly one of {', '.join(TURN_KINDS)} (options: {', '.join(TURN_OPTIONS)})")
+            raise ScenarioError(
+                f"{where}: needs exactly one of {', '.join(TURN_KINDS)} (options: {', '.join(TURN_OPTIONS)})"
+            )
         kind = kinds[0]
         value = item[kind]
         if kind == "silence":

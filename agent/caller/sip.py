@@ -51,7 +51,15 @@ class SipMessage:
         return self.headers.get(name.lower(), "")
 
 
-_COMPACT = {"v": "via", "f": "from", "t": "to", "i": "call-id", "m": "contact", "l": "content-length", "c": "content-type"}
+_COMPACT = {
+    "v": "via",
+    "f": "from",
+    "t": "to",
+    "i": "call-id",
+    "m": "contact",
+    "l": "content-length",
+    "c": "content-type",
+}
 
 
 def parse_sip(data: bytes) -> SipMessage:
@@ -64,7 +72,9 @@ def parse_sip(data: bytes) -> SipMessage:
         if sep:
             key = _COMPACT.get(name.strip().lower(), name.strip().lower())
             # keep all Via lines: responses must echo them
-            headers[key] = f"{headers[key]}\r\nVia: {value.strip()}" if key == "via" and key in headers else value.strip()
+            headers[key] = (
+                f"{headers[key]}\r\nVia: {value.strip()}" if key == "via" and key in headers else value.strip()
+            )
     return SipMessage(lines[0], headers, body)
 
 
@@ -126,7 +136,9 @@ class SipCall:
         self._request_uri = f"sip:{extension}@{self.host}:{self.port}"
         extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
         self._invite_branch = self._branch()
-        invite = self._request("INVITE", self._request_uri, self._invite_branch, extra + "Content-Type: application/sdp\r\n", sdp)
+        invite = self._request(
+            "INVITE", self._request_uri, self._invite_branch, extra + "Content-Type: application/sdp\r\n", sdp
+        )
         self._send(invite)
         deadline = loop.time() + timeout
         while True:
@@ -135,7 +147,7 @@ class SipCall:
                 raise SipError(f"no answer from {self.host}:{self.port} within {timeout}s (is Asterisk running?)")
             try:
                 response = await asyncio.wait_for(self._responses.get(), min(remaining, 0.5))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 if loop.time() < deadline:
                     self._send(invite)  # UDP: retransmit until provisional/final response
                 continue
@@ -214,7 +226,9 @@ class SipCall:
     def _send_rtp(self, pt: int, payload: bytes, marker=False, timestamp=None, advance=True) -> None:
         if not self._rtp_remote or self._rtp_transport is None:
             return
-        header = RTP_HEADER.pack(0x80, (0x80 if marker else 0) | pt, self._seq, timestamp if timestamp is not None else self._ts, self._ssrc)
+        header = RTP_HEADER.pack(
+            0x80, (0x80 if marker else 0) | pt, self._seq, timestamp if timestamp is not None else self._ts, self._ssrc
+        )
         self._rtp_transport.sendto(header + payload, self._rtp_remote)
         self._seq = (self._seq + 1) & 0xFFFF
         if advance:
@@ -258,7 +272,7 @@ class SipCall:
         self._send(bye)
         try:
             await asyncio.wait_for(self._responses.get(), 2)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         self.ended.set()
         self.close()
@@ -274,7 +288,9 @@ class SipCall:
     def _branch(self) -> str:
         return "z9hG4bK" + uuid.uuid4().hex[:16]
 
-    def _request(self, method: str, uri: str, branch: str, extra: str, body: str, in_dialog: bool = False, cseq_method=None) -> bytes:
+    def _request(
+        self, method: str, uri: str, branch: str, extra: str, body: str, in_dialog: bool = False, cseq_method=None
+    ) -> bytes:
         to = self._to_header if in_dialog else f"<{self._request_uri}>"
         lines = (
             f"{method} {uri} SIP/2.0\r\n"

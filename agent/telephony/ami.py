@@ -40,8 +40,10 @@ class AmiLink:
         manager.register_event("UserEvent", self._on_user_event)
         try:
             await asyncio.wait_for(manager.connect(), timeout=5)
-        except (OSError, asyncio.TimeoutError) as exc:
-            log.warning("AMI not reachable on 127.0.0.1:%s (%s); hand-back uses the dialplan default", self._box.ami_port, exc)
+        except (TimeoutError, OSError) as exc:
+            log.warning(
+                "AMI not reachable on 127.0.0.1:%s (%s); hand-back uses the dialplan default", self._box.ami_port, exc
+            )
             manager.close()
             return False
         self._manager = manager
@@ -66,7 +68,7 @@ class AmiLink:
             event = self._waiters.setdefault(call_uuid, asyncio.Event())
             try:
                 await asyncio.wait_for(event.wait(), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             finally:
                 self._waiters.pop(call_uuid, None)

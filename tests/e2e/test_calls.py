@@ -137,7 +137,17 @@ async def test_agent_killed_mid_call_goes_to_human_and_next_call_works(box, voic
 
 def test_call_command_with_temporary_agent_prints_json(box):
     result = subprocess.run(
-        [sys.executable, "-m", "agent", "call", "--script", str(SCENARIOS / "demo.yaml"), "--config", str(DEFAULT_CONFIG_DIR), "--json"],
+        [
+            sys.executable,
+            "-m",
+            "agent",
+            "call",
+            "--script",
+            str(SCENARIOS / "demo.yaml"),
+            "--config",
+            str(DEFAULT_CONFIG_DIR),
+            "--json",
+        ],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,

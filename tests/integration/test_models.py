@@ -66,7 +66,9 @@ def test_vosk_streaming_path_with_the_korean_model(tmp_path):
     from agent.stages.asr_vosk import VoskTranscriber
 
     wav = tmp_path / "ko.wav"
-    subprocess.run(["espeak-ng", "-v", "ko", "-w", str(tmp_path / "raw.wav"), "안녕하세요. 예약하고 싶어요."], check=True)
+    subprocess.run(
+        ["espeak-ng", "-v", "ko", "-w", str(tmp_path / "raw.wav"), "안녕하세요. 예약하고 싶어요."], check=True
+    )
     subprocess.run(["sox", str(tmp_path / "raw.wav"), "-r", "8000", "-c", "1", "-b", "16", str(wav)], check=True)
     with wave.open(str(wav)) as w:
         pcm = w.readframes(w.getnframes())
@@ -100,7 +102,10 @@ def test_piper_round_trip_through_asr(tts, asr):
 def test_llm_answers(llm):
     reply = "".join(
         llm.stream_reply(
-            [{"role": "system", "content": "You are a helpful receptionist."}, {"role": "user", "content": "Say hello to the caller."}],
+            [
+                {"role": "system", "content": "You are a helpful receptionist."},
+                {"role": "user", "content": "Say hello to the caller."},
+            ],
             lambda: False,
         )
     )
@@ -111,7 +116,9 @@ def test_llm_stops_when_asked(llm):
     stop = threading.Event()
     pieces = []
     started = time.monotonic()
-    for piece in llm.stream_reply([{"role": "user", "content": "Count from one to one hundred in words."}], stop.is_set):
+    for piece in llm.stream_reply(
+        [{"role": "user", "content": "Count from one to one hundred in words."}], stop.is_set
+    ):
         pieces.append(piece)
         if len(pieces) == 3:
             stop.set()

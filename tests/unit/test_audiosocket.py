@@ -102,7 +102,9 @@ def test_messages_before_a_bad_frame_are_not_lost():
         decoder.feed(b"")
 
 
-@pytest.mark.parametrize("bad", [Audio(b"\x00"), Audio(b"\x00" * (MAX_PAYLOAD + 2)), Audio(b"\x00\x00", rate=11025), Dtmf("12")])
+@pytest.mark.parametrize(
+    "bad", [Audio(b"\x00"), Audio(b"\x00" * (MAX_PAYLOAD + 2)), Audio(b"\x00\x00", rate=11025), Dtmf("12")]
+)
 def test_encode_rejects_unencodable(bad):
     with pytest.raises(ValueError):
         encode(bad)

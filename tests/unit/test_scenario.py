@@ -65,7 +65,13 @@ def test_expectations():
     }
     assert check_expectations({"outcome": "transferred", "said_any": ["saturday"], "tools": ["lookup"]}, report) == []
     failures = check_expectations(
-        {"outcome": "completed", "said_none": ["Saturday"], "transfer_to": "sales", "tools": ["book"], "heard_any": ["bye"]},
+        {
+            "outcome": "completed",
+            "said_none": ["Saturday"],
+            "transfer_to": "sales",
+            "tools": ["book"],
+            "heard_any": ["bye"],
+        },
         report,
     )
     assert len(failures) == 5

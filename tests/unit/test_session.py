@@ -194,7 +194,7 @@ async def test_barge_in_stops_the_bot(server):
     await caller.silence(1.0)
     assert caller.loud_times(), "greeting should be playing"
     onset = asyncio.get_running_loop().time()
-    await caller.send_audio(SPEECH[: 16000])  # one second of the caller talking over the bot
+    await caller.send_audio(SPEECH[:16000])  # one second of the caller talking over the bot
     await caller.silence(0.3)
     late = [t for t in caller.loud_times() if t > onset + 1.0]
     assert len(late) < 10, "the bot kept talking over the caller"
@@ -215,7 +215,9 @@ async def test_dtmf_zero_hands_the_call_back_for_a_human(server):
 
 
 async def test_silent_caller_is_prompted_then_handed_to_a_human(server, monkeypatch):
-    server.config = server.config.__class__(**{**server.config.__dict__, "silence_timeout_s": 0.5, "max_silence_prompts": 1})
+    server.config = server.config.__class__(
+        **{**server.config.__dict__, "silence_timeout_s": 0.5, "max_silence_prompts": 1}
+    )
     server.engines.tts.seconds = 0.3
     caller = await Caller.connect(server.port)
     asyncio.create_task(caller.silence(6))
