@@ -41,6 +41,8 @@ def load_engines() -> Engines:
     from agent.stages.tts_piper import PiperSynthesizer
 
     asr_choice, llm_choice, tts_choice = choices = active_models()
+    for choice in choices:  # check all before loading any: a missing model fails in milliseconds
+        _require(choice)
     for choice in choices:
         log.info(
             "active %s: %s / %s%s", choice.role, choice.engine, choice.model, f" ({choice.note})" if choice.note else ""

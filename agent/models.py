@@ -133,8 +133,10 @@ def install_registry_models(out=print) -> None:
         subprocess.run(cmd, check=True)
 
 
-def fetch_upstream(out=print, timeout: float = 8.0) -> None:
-    for item in _manifest()["upstream"]:
+def fetch_upstream(out=print, timeout: float = 8.0, items: list[dict] | None = None) -> None:
+    """Fetch each upstream model archive, keep it only if its sha256 matches."""
+    MODELS_DIR.mkdir(parents=True, exist_ok=True)
+    for item in _manifest()["upstream"] if items is None else items:
         target = MODELS_DIR / item["name"]
         if target.is_dir():
             out(f"  ok       {item['name']} (upstream, already installed)")

@@ -26,7 +26,7 @@ from agent.call.record import CallRecord
 from agent.config import AgentConfig
 from agent.engines import Engines
 from agent.protocol import audiosocket as proto
-from agent.stages.base import TranscriberStream
+from agent.stages.base import Transcript, TranscriberStream
 from agent.telephony.ami import AmiLink
 
 log = logging.getLogger(__name__)
@@ -418,15 +418,17 @@ class _StreamingRecognition:
         if pcm:
             self._queue.put_nowait(pcm)
 
-    async def _run(self):
-        while True:
-            chunk = await self._queue.get()
-            if chunk is None:
-                return await asyncio.to_thread(self._stream.finish)
-            # batch what arrived while the previous chunk was being recognised
-            while not self._queue.empty() and self._queue._queue[0] is not None:  # noqa: SLF001
-                chunk += self._queue.get_nowait()
-            await asyncio.to_thread(self._stream.accept, chunk)
+    async def _run(self) -> Transcript:
+        finishing = False
+        while not finishing:
+            chunks = [await self._queue.get()]
+            while not self._queue.empty():  # batch what arrived while the last chunk was recognised
+                chunks.append(self._queue.get_nowait())
+            finishing = chunks[-1] is None
+            audio = b"".join(c for c in chunks if c is not None)
+            if audio:
+                await asyncio.to_thread(self._stream.accept, audio)
+        return await asyncio.to_thread(self._stream.finish)
 
     async def finish(self):
         self._queue.put_nowait(None)
