@@ -228,6 +228,9 @@ async def place_call(
             if events.fallback:
                 transferred.set()
 
+    for turn in scenario.turns:  # synthesize every line up front: no model work during the call
+        if turn.kind == "say":
+            await asyncio.to_thread(voice.speak, str(turn.value))
     watcher = asyncio.create_task(watch())
     headers = {"X-Agent-Address": agent_address} if agent_address else {}
     report: dict = {
@@ -305,9 +308,10 @@ async def _run_turn(call, audio, voice, turn: Turn, next_turn: Turn | None, last
         # speak over the bot: wait until it has talked for barge_in_after seconds
         await asyncio.sleep(max(0.0, last_reply_start + turn.barge_in_after - time.monotonic()))
         report["_started"] = time.monotonic()
+    if turn.kind == "say":
+        pcm = voice.speak(str(turn.value))  # cached: synthesized before the call was placed
     onset = time.monotonic()
     if turn.kind == "say":
-        pcm = await asyncio.to_thread(voice.speak, str(turn.value))
         if turn.barge_in_after is not None:
             speaking = asyncio.create_task(call.send_audio(pcm))
             stopped = await audio.wait_stop(onset)

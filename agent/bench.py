@@ -1,0 +1,212 @@
+"""`python -m agent bench`: measure the appliance, print the numbers, keep them.
+
+Everything runs on the real stack: calls go through the local Asterisk over
+SIP, latencies are measured on the caller's side, model speeds on the models
+this box has. Results go to bench-results/latest.json (stable keys, so runs can
+be compared) and bench-results/report.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from agent.asr_corpus import load_prompts, word_error_rate
+from agent.caller.runner import CallerVoice, TemporaryAgent, place_call
+from agent.caller.scenario import load_scenario
+from agent.config import DEFAULT_CONFIG_DIR, PROJECT_ROOT, load_box_settings
+from agent.models import active_models, choose_asr, choose_llm, choose_tts
+
+SCENARIOS = PROJECT_ROOT / "scenarios" / "clinic"
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def summary(values: list[float]) -> dict:
+    return {
+        "n": len(values),
+        "p50": percentile(values, 50),
+        "p95": percentile(values, 95),
+        "max": max(values) if values else None,
+    }
+
+
+def _process_usage(pid: int) -> tuple[float, int]:
+    """(CPU seconds, resident bytes) of a process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = (int(fields[11]) + int(fields[12])) / ticks
+    rss_pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+    return cpu, rss_pages * os.sysconf("SC_PAGE_SIZE")
+
+
+async def bench_calls(agent: TemporaryAgent, calls: int) -> dict:
+    box = load_box_settings()
+    voice = CallerVoice()
+    scenario = load_scenario(SCENARIOS / "bench.yaml")
+    barge = load_scenario(SCENARIOS / "barge-in.yaml")
+    latencies, parts, failed, barge_ms = [], {}, 0, []
+    cpu_before, _ = _process_usage(agent.process.pid)
+    for _ in range(calls):
+        try:
+            report = await place_call(scenario, box, voice, agent.address)
+        except Exception as exc:  # a failed call is counted, not fatal
+            print(f"  call failed: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        failed += report["outcome"] != "completed"
+        for turn in report["turns"]:
+            if turn["latency_ms"] is not None and "goodbye" not in turn["caller"].lower():
+                latencies.append(turn["latency_ms"])
+            for key, value in turn.get("agent_timings_ms", {}).items():
+                parts.setdefault(key, []).append(value)
+        print(f"  call: {[t['latency_ms'] for t in report['turns']]} ms", file=sys.stderr)
+    for _ in range(max(1, calls // 2)):
+        report = await place_call(barge, box, voice, agent.address)
+        barge_ms += [t["barge_in_ms"] for t in report["turns"] if t.get("barge_in_ms") is not None]
+    cpu_after, rss = _process_usage(agent.process.pid)
+    total_calls = calls + max(1, calls // 2)
+    return {
+        "latency_ms": summary(latencies),
+        "latency_parts_ms": {k: statistics.median(v) for k, v in parts.items()},
+        "concurrency": [
+            {"calls": 1, "p50_ms": percentile(latencies, 50), "p95_ms": percentile(latencies, 95), "failed": failed}
+        ],
+        "barge_in_ms": summary(barge_ms),
+        "cpu_s_per_call": round((cpu_after - cpu_before) / total_calls, 2),
+        "agent_rss_mb": round(rss / 2**20),
+    }
+
+
+def bench_asr(limit: int | None) -> dict:
+    from agent.engines import load_transcriber
+
+    choice = choose_asr()
+    transcriber = load_transcriber(choice)
+    prompts = load_prompts()
+    if limit:
+        prompts = prompts[:: max(1, len(prompts) // limit)][:limit]
+    pairs, audio_s, busy_s = [], 0.0, 0.0
+    for prompt in prompts:
+        pcm = prompt.pcm()
+        started = time.perf_counter()
+        stream = transcriber.open_stream()
+        stream.accept(pcm)
+        text = stream.finish().text
+        busy_s += time.perf_counter() - started
+        audio_s += len(pcm) / 16000
+        pairs.append((prompt.text, text))
+    return {
+        "engine": choice.engine,
+        "model": choice.model,
+        "prompts": len(prompts),
+        "wer": round(word_error_rate(pairs), 4),
+        "rtf": round(busy_s / audio_s, 4),
+    }
+
+
+def bench_tts() -> float:
+    from agent.stages.tts_piper import PiperSynthesizer
+
+    tts = PiperSynthesizer(choose_tts().path)
+    sentences = [
+        "Hello, you're speaking with the virtual assistant of Riverside Dental Clinic.",
+        "We are open Monday to Friday from eight in the morning to six in the evening.",
+        "A cleaning costs ninety dollars.",
+        "Let me connect you to a colleague.",
+    ]
+    tts.synthesize("warm up")
+    busy = audio = 0.0
+    for sentence in sentences:
+        started = time.perf_counter()
+        pcm = tts.synthesize(sentence)
+        busy += time.perf_counter() - started
+        audio += len(pcm) / 16000
+    return round(busy / audio, 4)
+
+
+def bench_llm(runs: int = 3) -> float:
+    from agent.stages.llm_llama import LlamaChatModel
+
+    llm = LlamaChatModel(choose_llm().path, max_tokens=64)
+    rates = []
+    for _ in range(runs):
+        started, tokens = None, 0
+        for _piece in llm.stream_reply([{"role": "user", "content": "Describe a dental check-up in detail."}], lambda: False):
+            tokens += 1
+            if started is None:
+                started = time.perf_counter()  # generation speed, not prompt processing
+        if started and tokens > 1:
+            rates.append((tokens - 1) / (time.perf_counter() - started))
+    return round(statistics.median(rates), 1)
+
+
+def write_report(result: dict, out_dir: Path) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "latest.json").write_text(json.dumps(result, indent=2))
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(result["started"]))
+    (out_dir / f"run-{stamp}.json").write_text(json.dumps(result, indent=2))
+    lat, asr = result["latency_ms"], result["asr"]
+    lines = [
+        f"# Benchmark {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(result['started']))}",
+        "",
+        "Models: " + ", ".join(f"{m['role']}={m['engine']}/{m['model']}" for m in result["models"]),
+        "",
+        "| metric | value |",
+        "|---|---|",
+        f"| reply latency, caller side (p50 / p95 / max, n={lat['n']}) | {lat['p50']} / {lat['p95']} / {lat['max']} ms |",
+        *(f"| agent part: {k} (median) | {v:.0f} ms |" for k, v in result["latency_parts_ms"].items()),
+        f"| barge-in, caller speech onset → bot audio stops (p50 / p95) | {result['barge_in_ms']['p50']} / {result['barge_in_ms']['p95']} ms |",
+        f"| ASR {asr['engine']}/{asr['model']} WER on {asr['prompts']} Asterisk prompts | {asr['wer']:.1%} |",
+        f"| ASR real-time factor | {asr['rtf']} |",
+        f"| TTS real-time factor | {result['tts_rtf']} |",
+        f"| LLM generation | {result['llm_tokens_per_s']} tokens/s |",
+        f"| agent start-up (process start → listening) | {result['startup_s']} s |",
+        f"| agent CPU per call / resident memory | {result['cpu_s_per_call']} s / {result['agent_rss_mb']} MB |",
+    ]
+    report = out_dir / "report.md"
+    report.write_text("\n".join(lines) + "\n")
+    return report
+
+
+def run_bench(args) -> int:
+    started = time.time()
+    subprocess.run(["bash", str(PROJECT_ROOT / "scripts" / "asterisk.sh"), "start"], check=True)
+    calls = 1 if args.quick else 5
+    agent = TemporaryAgent(DEFAULT_CONFIG_DIR)
+    t0 = time.perf_counter()
+    agent.start()
+    startup_s = round(time.perf_counter() - t0, 2)
+    try:
+        print(f"calls through Asterisk ({calls}) ...", file=sys.stderr)
+        result = asyncio.run(bench_calls(agent, calls))
+    finally:
+        agent.stop()
+    print("ASR on Asterisk prompts ...", file=sys.stderr)
+    result["asr"] = bench_asr(50 if args.quick else None)
+    print("TTS and LLM speed ...", file=sys.stderr)
+    result["tts_rtf"] = bench_tts()
+    result["llm_tokens_per_s"] = bench_llm()
+    result.update(
+        started=started,
+        startup_s=startup_s,
+        quick=bool(args.quick),
+        models=[{"role": c.role, "engine": c.engine, "model": c.model} for c in active_models()],
+        duration_s=round(time.time() - started, 1),
+    )
+    report = write_report(result, args.out)
+    print(report.read_text())
+    print(f"written: {args.out / 'latest.json'}, {report}")
+    return 0
