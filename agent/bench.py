@@ -144,7 +144,9 @@ def bench_llm(runs: int = 3) -> float:
     rates = []
     for _ in range(runs):
         started, tokens = None, 0
-        for _piece in llm.stream_reply([{"role": "user", "content": "Describe a dental check-up in detail."}], lambda: False):
+        for _piece in llm.stream_reply(
+            [{"role": "user", "content": "Describe a dental check-up in detail."}], lambda: False
+        ):
             tokens += 1
             if started is None:
                 started = time.perf_counter()  # generation speed, not prompt processing

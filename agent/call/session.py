@@ -15,7 +15,6 @@ import logging
 import re
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 
 from agent.audio.pcm import resample
@@ -26,7 +25,7 @@ from agent.call.record import CallRecord
 from agent.config import AgentConfig
 from agent.engines import Engines
 from agent.protocol import audiosocket as proto
-from agent.stages.base import Transcript, TranscriberStream
+from agent.stages.base import TranscriberStream, Transcript
 from agent.telephony.ami import AmiLink
 
 log = logging.getLogger(__name__)
@@ -67,7 +66,14 @@ class CallerGone:
     reason: str
 
 
-CallEvent = Utterance | BargeIn | DtmfPressed | CallerGone
+@dataclass(frozen=True)
+class AgentFault:
+    """A stage failed inside this call (model error): the caller goes to a human."""
+
+    where: str
+
+
+CallEvent = Utterance | BargeIn | DtmfPressed | CallerGone | AgentFault
 
 
 class CallSession:
@@ -221,7 +227,12 @@ class CallSession:
                         log.warning("call %s: unexpected second call id ignored", self.call_id)
 
     async def _finish_utterance(self, stream: _StreamingRecognition, ended_at: float) -> None:
-        transcript = await stream.finish()
+        try:
+            transcript = await stream.finish()
+        except Exception:
+            log.exception("call %s: speech recognition failed", self.call_id)
+            await self._events.put(AgentFault("asr"))
+            return
         asr_ms = (time.monotonic() - ended_at) * 1000
         await self._events.put(Utterance(transcript.text.strip(), transcript.confidence, ended_at, asr_ms))
 
@@ -273,6 +284,9 @@ class CallSession:
                     self._record.write("dtmf", digit=digit)
                     if digit == "0":
                         return await self._hand_back(Outcome.TRANSFERRED, "dtmf-0", config.transfer_message)
+                case AgentFault(where=where):
+                    self._record.write("agent_fault", where=where)
+                    return await self._hand_back(Outcome.TRANSFERRED, "agent-error", config.fallback_message)
                 case CallerGone(reason=reason):
                     self._record.write("caller_gone", reason=reason)
                     return Outcome.HANGUP if reason == "hangup" or reason == "closed" else Outcome.ERROR
@@ -282,6 +296,12 @@ class CallSession:
 
     def _start_reply(self, coro) -> None:
         self._reply_task = asyncio.create_task(coro)
+        self._reply_task.add_done_callback(self._reply_done)
+
+    def _reply_done(self, task: asyncio.Task) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("call %s: reply failed", self.call_id, exc_info=task.exception())
+            self._events.put_nowait(AgentFault("reply"))
 
     async def _interrupt(self, barge_at: float | None) -> None:
         """Stop the current reply: queued audio, synthesis and generation."""
@@ -380,7 +400,11 @@ class CallSession:
     # ---- ending the call --------------------------------------------------
 
     async def _say_and_wait(self, text: str) -> None:
-        await self._speak(text)
+        try:
+            await self._speak(text)
+        except Exception:  # TTS itself failing must not stop the hand-back
+            log.exception("call %s: could not speak the closing message", self.call_id)
+            return
         try:
             await asyncio.wait_for(self._playout.drained(), timeout=30)
         except TimeoutError:
@@ -433,7 +457,3 @@ class _StreamingRecognition:
     async def finish(self):
         self._queue.put_nowait(None)
         return await self._task
-
-
-def new_call_id() -> str:
-    return str(uuid.uuid4())

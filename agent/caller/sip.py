@@ -290,9 +290,7 @@ class SipCall:
     def _branch(self) -> str:
         return "z9hG4bK" + uuid.uuid4().hex[:16]
 
-    def _request(
-        self, method: str, uri: str, branch: str, extra: str, body: str, in_dialog: bool = False, cseq_method=None
-    ) -> bytes:
+    def _request(self, method: str, uri: str, branch: str, extra: str, body: str, in_dialog: bool = False) -> bytes:
         to = self._to_header if in_dialog else f"<{self._request_uri}>"
         lines = (
             f"{method} {uri} SIP/2.0\r\n"
@@ -301,7 +299,7 @@ class SipCall:
             f'From: "{self.display}" <sip:{self.caller_id}@127.0.0.1>;tag={self.tag}\r\n'
             f"To: {to}\r\n"
             f"Call-ID: {self.call_id}\r\n"
-            f"CSeq: {self._cseq} {cseq_method or method}\r\n"
+            f"CSeq: {self._cseq} {method}\r\n"
             f"Contact: <sip:{self.caller_id}@127.0.0.1:{self._sip_port}>\r\n"
             "User-Agent: phone-agent-test-caller\r\n"
             f"{extra}Content-Length: {len(body.encode())}\r\n\r\n{body}"

@@ -61,6 +61,8 @@ def test_archive_with_wrong_checksum_is_discarded(archive_server, tmp_path, monk
 def test_unreachable_host_falls_back_to_registry_models(tmp_path, monkeypatch):
     monkeypatch.setattr(models, "MODELS_DIR", tmp_path)
     lines = []
-    models.fetch_upstream(out=lambda *a, **k: lines.append(a[0] if a else ""), items=item("http://127.0.0.1:9/x.zip", "0" * 64))
+    models.fetch_upstream(
+        out=lambda *a, **k: lines.append(a[0] if a else ""), items=item("http://127.0.0.1:9/x.zip", "0" * 64)
+    )
     assert any("using registry models" in line for line in lines)
     assert models.choose_asr().engine == "faster-whisper"

@@ -225,3 +225,19 @@ async def test_silent_caller_is_prompted_then_handed_to_a_human(server, monkeypa
     events = [e["event"] for e in read_record(caller.call_id)]
     assert events.count("caller_silent") == 2
     assert "transfer" in events
+
+
+class BrokenTts(FakeTts):
+    def synthesize(self, text):
+        raise RuntimeError("onnx session died")
+
+
+async def test_a_failing_model_hands_the_caller_to_a_human(server):
+    server.engines.tts = BrokenTts()
+    caller = await Caller.connect(server.port)
+    asyncio.create_task(caller.silence(3))
+    await caller.closed(timeout=5)
+    events = read_record(caller.call_id)
+    transfer = [e for e in events if e["event"] == "transfer"]
+    assert transfer and transfer[0]["reason"] == "agent-error"
+    assert events[-1]["event"] == "call_end"
