@@ -7,7 +7,9 @@ config="${PHONE_AGENT_CONFIG:-configs/clinic}"
 mkdir -p state
 .venv/bin/python -m agent run --config "$config" 2> >(tee -a state/agent.log >&2) &
 agent=$!
-trap 'kill $agent 2>/dev/null; wait $agent 2>/dev/null; echo "[run] agent stopped (Asterisk keeps running: scripts/asterisk.sh stop)"' EXIT INT TERM
+stop_agent() { kill $agent 2>/dev/null; wait $agent 2>/dev/null; echo "[run] agent stopped (Asterisk keeps running: scripts/asterisk.sh stop)"; }
+trap 'stop_agent; exit 0' INT TERM
+trap 'stop_agent' EXIT
 address=$(grep ^AGENT_ADDRESS= state/asterisk.env | cut -d= -f2)
 for _ in $(seq 1 300); do
     kill -0 $agent 2>/dev/null || { echo "[run] the agent exited; see state/agent.log" >&2; exit 1; }

@@ -108,8 +108,12 @@ class CallSession:
         decoder = proto.Decoder()
         try:
             first = await self._first_message(decoder)
-        except (TimeoutError, proto.ProtocolError, ConnectionError) as exc:
-            log.warning("connection closed before a call id: %s", exc)
+        except ConnectionError:
+            log.debug("connection closed without a word (a port probe)")
+            self._writer.close()
+            return Outcome.ERROR
+        except (TimeoutError, proto.ProtocolError) as exc:
+            log.warning("connection dropped before a call id: %s", exc or "no call id within 2 s")
             self._writer.close()
             return Outcome.ERROR
         self.call_id = str(first.id)
