@@ -7,7 +7,12 @@ config="${PHONE_AGENT_CONFIG:-configs/clinic}"
 mkdir -p state
 .venv/bin/python -m agent run --config "$config" 2> >(tee -a state/agent.log >&2) &
 agent=$!
-stop_agent() { kill $agent 2>/dev/null; wait $agent 2>/dev/null; echo "[run] agent stopped (Asterisk keeps running: scripts/asterisk.sh stop)"; }
+stop_agent() {
+    kill -0 "$agent" 2>/dev/null || return 0
+    kill "$agent" 2>/dev/null || true
+    wait "$agent" 2>/dev/null || true
+    echo "[run] agent stopped (Asterisk keeps running: scripts/asterisk.sh stop)"
+}
 trap 'stop_agent; exit 0' INT TERM
 trap 'stop_agent' EXIT
 address=$(grep ^AGENT_ADDRESS= state/asterisk.env | cut -d= -f2)
