@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 import wave
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,7 +64,6 @@ class AsteriskEvents:
     fallback: dict | None = None
     returned: dict | None = None
     events: list[dict] = field(default_factory=list)
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def on_event(self, _manager, event) -> None:
         name = event.get("UserEvent")
@@ -80,7 +80,6 @@ class AsteriskEvents:
         self.events.append(
             {k: v for k, v in dict(event).items() if k in ("UserEvent", "Reason", "Target", "Status", "Action")}
         )
-        self.changed.set()
 
 
 class BotAudio:
@@ -92,10 +91,10 @@ class BotAudio:
     def loud(self, index: int) -> bool:
         return rms_dbfs(self._frames[index][1]) > BOT_LEVEL_DBFS
 
-    async def wait_start(self, after: float, timeout: float, stop: asyncio.Event | None = None) -> float | None:
+    async def wait_start(self, after: float, timeout: float, stop: Callable[[], bool] = lambda: False) -> float | None:
         deadline = time.monotonic() + timeout
         index = self._index_after(after)
-        while time.monotonic() < deadline and not (stop and stop.is_set()):
+        while time.monotonic() < deadline and not stop():
             while index < len(self._frames):
                 if self.loud(index):
                     return self._frames[index][0]
@@ -103,12 +102,14 @@ class BotAudio:
             await asyncio.sleep(0.02)
         return None
 
-    async def wait_end(self, started: float, gap: float = REPLY_GAP_S, stop: asyncio.Event | None = None) -> float:
+    async def wait_end(
+        self, started: float, gap: float = REPLY_GAP_S, stop: Callable[[], bool] = lambda: False
+    ) -> float:
         """Time of the bot's last loud frame once `gap` seconds of quiet followed it."""
         deadline = started + REPLY_MAX_S
         last_loud = started
         index = self._index_after(started)
-        while time.monotonic() < deadline and not (stop and stop.is_set()):
+        while time.monotonic() < deadline and not stop():
             while index < len(self._frames):
                 if self.loud(index):
                     last_loud = self._frames[index][0]
@@ -218,20 +219,9 @@ async def place_call(
         raise SipError(
             f"cannot reach Asterisk's AMI on 127.0.0.1:{box.ami_port} ({exc}); is Asterisk running?"
         ) from None
-    ended = asyncio.Event()
-    transferred = asyncio.Event()
-
-    async def watch() -> None:
-        while True:
-            await events.changed.wait()
-            events.changed.clear()
-            if events.fallback:
-                transferred.set()
-
     for turn in scenario.turns:  # synthesize every line up front: no model work during the call
         if turn.kind == "say":
             await asyncio.to_thread(voice.speak, str(turn.value))
-    watcher = asyncio.create_task(watch())
     headers = {"X-Agent-Address": agent_address} if agent_address else {}
     report: dict = {
         "scenario": scenario.name,
@@ -245,37 +235,37 @@ async def place_call(
     try:
         await call.dial("s", headers)
         call.start_media()
-        asyncio.get_running_loop().create_task(_set_when(call.ended, ended))
         answered = time.monotonic()
-        stop_any = _either(ended, transferred)
+
+        def stop_any() -> bool:
+            return call.ended.is_set() or events.fallback is not None
+
         start = await audio.wait_start(answered, REPLY_START_TIMEOUT_S, stop_any)
         greeting_end = await audio.wait_end(start, stop=stop_any) if start else answered
         report["greeting_ms"] = round((start - answered) * 1000) if start else None
         greeting_pcm = audio.pcm_between(start, greeting_end) if start else b""
         last_reply_start = start
         for index, turn in enumerate(scenario.turns):
-            if ended.is_set() or transferred.is_set():
+            if stop_any():
                 break
             next_turn = scenario.turns[index + 1] if index + 1 < len(scenario.turns) else None
             turn_report, reply_start = await _run_turn(call, audio, voice, turn, next_turn, last_reply_start, stop_any)
             turn_report["_started_wall"] = time.time() - (time.monotonic() - turn_report.pop("_started"))
             report["turns"].append(turn_report)
             last_reply_start = reply_start
-        if not ended.is_set() and not transferred.is_set():
-            await asyncio.sleep(0.5)
-        report["outcome"] = (
-            "transferred"
-            if transferred.is_set()
-            else "hangup"
-            if ended.is_set() and len(report["turns"]) < len(scenario.turns)
-            else "completed"
-        )
-        if transferred.is_set() and events.fallback:
+        if not stop_any():
+            await asyncio.sleep(0.5)  # late events (a hand-back in progress) still count
+        if events.fallback is not None:
+            report["outcome"] = "transferred"
+        elif call.ended.is_set() and len(report["turns"]) < len(scenario.turns):
+            report["outcome"] = "hangup"
+        else:
+            report["outcome"] = "completed"
+        if events.fallback is not None:
             report["transfer_to"] = events.fallback.get("Target")
             report["transfer_reason"] = events.fallback.get("Reason")
     finally:
         await call.hangup()
-        watcher.cancel()
         manager.close()
     report["call_id"] = events.agent_uuid
     report["asterisk_events"] = events.events
@@ -388,19 +378,6 @@ def _write_wav(path: Path, pcm: bytes) -> None:
         out.setsampwidth(2)
         out.setframerate(8000)
         out.writeframes(pcm)
-
-
-async def _set_when(source: asyncio.Event, target: asyncio.Event) -> None:
-    await source.wait()
-    target.set()
-
-
-def _either(a: asyncio.Event, b: asyncio.Event) -> asyncio.Event:
-    both = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    loop.create_task(_set_when(a, both))
-    loop.create_task(_set_when(b, both))
-    return both
 
 
 def print_report(report: dict, out=sys.stdout) -> None:
