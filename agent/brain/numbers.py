@@ -1,0 +1,120 @@
+"""Deterministic reading of numbers as callers say them.
+
+ASR writes "four one one two", "double seven", "twenty five" or "4112"; tools
+need 4112. Small LLMs get this wrong, so it is done here, by rule, and tested.
+"""
+
+from __future__ import annotations
+
+import re
+
+_UNITS = {
+    "zero": 0, "oh": 0, "o": 0, "nought": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5,
+    "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
+    "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17,
+    "eighteen": 18, "nineteen": 19,
+}  # fmt: skip
+_TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90}
+_REPEAT = {"double": 2, "triple": 3}
+_SCALES = {"hundred": 100, "thousand": 1000}
+_DIGIT_WORDS = {w for w, v in _UNITS.items() if v < 10}
+_TOKEN = re.compile(r"[a-z]+|\d+", re.I)
+_FILLERS = {"and", "dash", "number", "is", "its", "uh", "um"}
+
+
+def spoken_digits(text: str) -> str | None:
+    """The digit string a caller spelled out, or None if the text is not a run of digits.
+
+    "four one one two" → "4112"; "double seven three" → "773"; "4 1 1 2" → "4112";
+    "oh five" → "05"; "twenty five" → "25" (a compound read as its value).
+    """
+    tokens = [t.lower() for t in _TOKEN.findall(text.replace("-", " "))]
+    tokens = [t for t in tokens if t not in _FILLERS]
+    if not tokens:
+        return None
+    digits: list[str] = []
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if token.isdigit():
+            digits.append(token)
+        elif token in _REPEAT and i + 1 < len(tokens) and tokens[i + 1] in _DIGIT_WORDS:
+            digits.append(str(_UNITS[tokens[i + 1]]) * _REPEAT[token])
+            i += 1
+        elif token in _DIGIT_WORDS:
+            digits.append(str(_UNITS[token]))
+        elif token in _UNITS or token in _TENS or token in _SCALES:
+            # a compound number inside a digit run ("order twenty five"): take its value
+            value, used = _compound(tokens[i:])
+            if value is None:
+                return None
+            digits.append(str(value))
+            i += used - 1
+        else:
+            return None
+        i += 1
+    return "".join(digits)
+
+
+def _compound(tokens: list[str]) -> tuple[int | None, int]:
+    """Parse "twenty five", "one hundred and twelve", "three thousand" from the front of tokens."""
+    total = current = 0
+    used = 0
+    for token in tokens:
+        if token in _TENS and current % 100 == 0:
+            current += _TENS[token]
+        elif token in _UNITS and (current % 10 == 0 or current == 0):
+            if current % 100 >= 20 and _UNITS[token] >= 10:
+                break
+            current += _UNITS[token]
+        elif token in _SCALES and current:
+            current *= _SCALES[token]
+            if _SCALES[token] >= 1000:
+                total, current = total + current, 0
+        else:
+            break
+        used += 1
+    return (total + current, used) if used else (None, 0)
+
+
+def parse_number(text: str) -> int | None:
+    """A single quantity said in words or digits: "twenty five" → 25, "1,200" → 1200."""
+    cleaned = text.strip().lower().replace(",", "")
+    if re.fullmatch(r"\d+", cleaned):
+        return int(cleaned)
+    tokens = [t for t in _TOKEN.findall(cleaned.replace("-", " ")) if t != "and"]
+    value, used = _compound(tokens)
+    return value if used == len(tokens) and tokens else None
+
+
+def normalize_numbers(text: str) -> str:
+    """Rewrite runs of spoken digits (three or more) as digits, leaving other words alone.
+
+    Only single digits, "double/triple" and numerals form a run, so times and
+    amounts ("ten thirty", "twenty five dollars") stay as said. Used before
+    matching order numbers and before redaction, so "my card is four one one
+    one ..." is seen as the number it is.
+    """
+    words = text.split()
+    out: list[str] = []
+    i = 0
+    while i < len(words):
+        j = i
+        while j < len(words) and _is_digit_word(words[j]):
+            j += 1
+            if words[j - 1] != words[j - 1].rstrip(".,?!;:"):
+                break  # punctuation ends the run
+        digits = spoken_digits(" ".join(w.strip(".,?!;:") for w in words[i:j])) if j - i >= 2 else None
+        if digits and len(digits) >= 3:
+            last = words[j - 1]
+            out.append(digits + last[len(last.rstrip(".,?!;:")) :])
+            i = j
+        else:
+            out.append(words[i])
+            i += 1
+    return " ".join(out)
+
+
+def _is_digit_word(word: str) -> bool:
+    core = word.strip(".,?!;:").lower()
+    return core.isdigit() or core in _DIGIT_WORDS or core in _REPEAT
