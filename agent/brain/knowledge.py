@@ -1,0 +1,87 @@
+"""The admin's knowledge documents, searchable on the box (SQLite FTS5, BM25).
+
+Documents are Markdown or text files in the config's knowledge/ folder. Each
+is split into passages at headings and blank lines; a passage remembers its
+file and line so an answer can say which passage it used.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+SUFFIXES = (".md", ".txt")
+_STOPWORDS = set(
+    """a an and are as at be by can could do does for from have how i if in is it me my of on or our
+    please so that the their there this to up us was we what when where which who will with would you your
+    hi hello yes no okay ok um uh tell know like want need just about""".split()
+)
+
+
+@dataclass(frozen=True)
+class Passage:
+    id: int
+    source: str  # "file.md:12"
+    title: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Hit:
+    passage: Passage
+    score: float  # higher is better (negated BM25)
+
+
+def split_passages(text: str, source: str) -> list[tuple[str, str, int]]:
+    """(title, text, first line) per passage: a heading starts one, blank lines end one."""
+    passages: list[tuple[str, str, int]] = []
+    title, lines, start = "", [], 1
+    for number, line in enumerate(text.splitlines(), 1):
+        heading = re.match(r"^#{1,6}\s+(.*)", line)
+        if heading or not line.strip():
+            if lines:
+                passages.append((title, " ".join(lines), start))
+                lines = []
+            if heading:
+                title = heading.group(1).strip()
+            continue
+        if not lines:
+            start = number
+        lines.append(line.strip().lstrip("-*").strip())
+    if lines:
+        passages.append((title, " ".join(lines), start))
+    return passages
+
+
+class KnowledgeBase:
+    def __init__(self, passages: list[Passage]) -> None:
+        self.passages = passages
+        # check_same_thread=False: built once, then only read (under the GIL) by the event loop
+        self._db = sqlite3.connect(":memory:", check_same_thread=False)
+        self._db.execute("CREATE VIRTUAL TABLE passages USING fts5(title, body, tokenize='porter unicode61')")
+        self._db.executemany("INSERT INTO passages(rowid, title, body) VALUES (?, ?, ?)", [(p.id, p.title, p.text) for p in passages])
+
+    @classmethod
+    def from_directory(cls, directory: Path) -> KnowledgeBase:
+        passages: list[Passage] = []
+        if directory.is_dir():
+            for path in sorted(directory.iterdir()):
+                if path.suffix.lower() not in SUFFIXES:
+                    continue
+                for title, text, line in split_passages(path.read_text(encoding="utf-8"), path.name):
+                    passages.append(Passage(len(passages) + 1, f"{path.name}:{line}", title, text))
+        return cls(passages)
+
+    def search(self, query: str, limit: int = 3) -> list[Hit]:
+        terms = [t for t in re.findall(r"[a-z0-9]+", query.lower()) if t not in _STOPWORDS]
+        if not terms:
+            return []
+        match = " OR ".join(f'"{t}"' for t in dict.fromkeys(terms))
+        rows = self._db.execute(
+            "SELECT rowid, bm25(passages, 2.0, 1.0) FROM passages WHERE passages MATCH ? ORDER BY 2 LIMIT ?",
+            (match, limit),
+        ).fetchall()
+        by_id = {p.id: p for p in self.passages}
+        return [Hit(by_id[rowid], -score) for rowid, score in rows]

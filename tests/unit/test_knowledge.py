@@ -1,0 +1,45 @@
+"""Knowledge retrieval with SQLite FTS5 on the clinic example."""
+
+import pytest
+
+from agent.brain.knowledge import KnowledgeBase, split_passages
+from agent.config import DEFAULT_CONFIG_DIR
+
+
+@pytest.fixture(scope="module")
+def kb():
+    return KnowledgeBase.from_directory(DEFAULT_CONFIG_DIR / "knowledge")
+
+
+@pytest.mark.parametrize(
+    ("question", "title"),
+    [
+        ("Are you open on Saturday?", "Opening hours"),
+        ("what time do you close", "Opening hours"),
+        ("How much is a cleaning?", "Prices"),
+        ("Do you take Cigna insurance?", "Insurance"),
+        ("where can I park", "Address and parking"),
+        ("I have terrible pain and swelling", "Emergencies"),
+    ],
+)
+def test_question_finds_its_passage(kb, question, title):
+    hits = kb.search(question)
+    assert hits and hits[0].passage.title == title
+
+
+def test_passages_know_their_source(kb):
+    hit = kb.search("parking")[0]
+    assert hit.passage.source.startswith("clinic.md:")
+    line = int(hit.passage.source.split(":")[1])
+    text = (DEFAULT_CONFIG_DIR / "knowledge" / "clinic.md").read_text().splitlines()[line - 1]
+    assert "parking" in text
+
+
+def test_nothing_relevant_returns_nothing(kb):
+    assert kb.search("hello um yes") == []
+    assert kb.search("quantum chromodynamics") == []
+
+
+def test_split_passages_headings_and_paragraphs():
+    parts = split_passages("# A\none\ntwo\n\nthree\n## B\n- four\n", "x.md")
+    assert parts == [("A", "one two", 2), ("A", "three", 5), ("B", "four", 7)]
