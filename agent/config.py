@@ -1,56 +1,157 @@
 """Admin configuration: one directory per deployment, validated once at start-up.
 
-`agent.yaml` in the directory holds the persona, greeting and facts; errors name
-the file and the field so an admin can fix them without reading a traceback.
-Box-level settings (ports, AMI credentials) come from state/asterisk.env,
-written by scripts/asterisk.sh.
+A config directory holds `agent.yaml` (persona, greeting, escalation rules,
+transfer targets, tools) and `knowledge/` (Markdown/text documents). Errors name
+the file, the line and the field, so an admin can fix them without reading a
+traceback. Box-level settings (ports, AMI credentials) come from
+state/asterisk.env, written by scripts/asterisk.sh.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from agent.audio.vad import EndpointSettings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = Path(os.environ.get("PHONE_AGENT_STATE", PROJECT_ROOT / "state"))
-DEFAULT_CONFIG_DIR = PROJECT_ROOT / "configs" / "clinic"
+CONFIGS_DIR = PROJECT_ROOT / "configs"
+DEFAULT_CONFIG_DIR = CONFIGS_DIR / "clinic"
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
 class ConfigError(Exception):
-    """Invalid admin configuration; the message names file and field."""
+    """Invalid admin configuration; the message names file, line and field."""
 
 
-@dataclass(frozen=True)
-class AgentConfig:
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TransferTarget(_Strict):
+    description: str
+    # what the human sees: prefixed to the caller-ID name ("AI: order 4112 late")
+    briefing_prefix: str = "AI"
+
+
+class Escalation(_Strict):
+    misunderstandings: int = Field(2, ge=1, description="consecutive turns not understood before a human takes over")
+    upset_threshold: float = Field(-0.5, ge=-1, le=0, description="sentiment (VADER compound) below this is upset")
+    upset_phrases: list[str] = []
+    emergency_phrases: list[str] = []
+    emergency_target: str | None = None
+    emergency_message: str = "This sounds urgent. I'm putting you through to someone right away."
+
+
+class OpeningHours(_Strict):
+    """Per weekday "HH:MM-HH:MM", or absent/null when closed."""
+
+    monday: str | None = None
+    tuesday: str | None = None
+    wednesday: str | None = None
+    thursday: str | None = None
+    friday: str | None = None
+    saturday: str | None = None
+    sunday: str | None = None
+
+    @field_validator(*WEEKDAYS)
+    @classmethod
+    def _range(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d", value):
+            raise ValueError('hours are "HH:MM-HH:MM", e.g. "08:00-18:00"')
+        return value
+
+
+class CalendarTool(_Strict):
+    services: dict[str, int] = Field(description="service name → minutes")
+    hours: OpeningHours
+    slot_minutes: int = Field(30, ge=5, le=240)
+    days_ahead: int = Field(30, ge=1, le=365)
+    min_notice_hours: int = Field(2, ge=0)
+
+
+class OrdersTool(_Strict):
+    csv: str = Field(description="path of the orders CSV, relative to the config directory")
+    number_column: str = "order_number"
+    status_column: str = "status"
+    phone_column: str | None = "phone"
+    details_columns: list[str] = []
+
+
+class WebhookTool(_Strict):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    description: str
+    url: str = Field(pattern=r"^https?://")
+    method: Literal["GET", "POST"] = "POST"
+    timeout_s: float = Field(3.0, gt=0, le=30)
+    parameters: dict[str, Any] = Field(description="JSON schema of the arguments")
+    say: str = Field(description="what to say with the result; {field} placeholders from the JSON reply")
+    fallback: str = "Sorry, I can't reach that system right now."
+    trigger_phrases: list[str] = []
+
+
+class Tools(_Strict):
+    calendar: CalendarTool | None = None
+    orders: OrdersTool | None = None
+    webhooks: list[WebhookTool] = []
+    allowed_hosts: list[str] = Field(["127.0.0.1", "localhost"], description="hosts webhooks may call")
+
+    @model_validator(mode="after")
+    def _hosts_allowed(self) -> Tools:
+        from urllib.parse import urlsplit
+
+        for hook in self.webhooks:
+            host = urlsplit(hook.url).hostname
+            if host not in self.allowed_hosts:
+                raise ValueError(f"webhook {hook.name}: host {host} is not in tools.allowed_hosts")
+        return self
+
+
+class AgentConfig(_Strict):
     directory: Path
-    business_name: str
-    greeting: str
-    persona: str
-    facts: str = ""
+    business_name: str = Field(min_length=1)
+    greeting: str = Field(min_length=1)
+    persona: str = Field(min_length=1)
+    language: Literal["en"] = "en"
     goodbye: str = "Thank you for calling. Goodbye!"
     transfer_message: str = "Let me connect you to a colleague. One moment please."
     fallback_message: str = "Sorry, I'm having trouble right now. Let me connect you to a colleague."
+    not_found_message: str = "I'm sorry, I don't have that information. Would you like me to connect you to a colleague?"
     silence_prompt: str = "Are you still there? How can I help you?"
-    silence_timeout_s: float = 8.0
-    max_silence_prompts: int = 2
+    silence_timeout_s: float = Field(8.0, gt=0)
+    max_silence_prompts: int = Field(2, ge=0)
+    answer_style: Literal["grounded", "extractive"] = "grounded"
     transfer_target: str = "humans"
-    endpointing: EndpointSettings = field(default_factory=EndpointSettings)
+    transfer_targets: dict[str, TransferTarget] = {"humans": TransferTarget(description="the team")}
+    escalation: Escalation = Escalation()
+    tools: Tools = Tools()
+    endpointing: EndpointSettings = EndpointSettings()
+
+    @model_validator(mode="after")
+    def _targets_exist(self) -> AgentConfig:
+        for name, target in (("transfer_target", self.transfer_target), ("escalation.emergency_target", self.escalation.emergency_target)):
+            if target is not None and target not in self.transfer_targets:
+                raise ValueError(f"{name} '{target}' is not one of transfer_targets: {', '.join(self.transfer_targets)}")
+        return self
+
+    @property
+    def knowledge_dir(self) -> Path:
+        return self.directory / "knowledge"
 
     def system_prompt(self) -> str:
-        facts = f"\n\nFacts about {self.business_name}:\n{self.facts.strip()}" if self.facts.strip() else ""
         return (
-            f"{self.persona.strip()}{facts}\n\n"
+            f"{self.persona.strip()}\n\n"
             "You are on a phone call: answer in one or two short spoken sentences, "
-            "no lists, no markup. If you do not know, say so and offer a colleague."
+            "no lists, no markup. Use only the facts given to you. If they do not answer the question, "
+            "say you do not know and offer a colleague."
         )
-
-
-_REQUIRED = ("business_name", "greeting", "persona")
 
 
 def load_config(directory: Path | str | None = None) -> AgentConfig:
@@ -58,35 +159,45 @@ def load_config(directory: Path | str | None = None) -> AgentConfig:
     path = directory / "agent.yaml"
     if not path.is_file():
         raise ConfigError(f"{path}: no such file (a config directory holds agent.yaml)")
+    text = path.read_text(encoding="utf-8")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = yaml.safe_load(text) or {}
+        root = yaml.compose(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark else ""
         raise ConfigError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: top level must be a mapping of settings")
-    known = {f.name for f in fields(AgentConfig)} - {"directory"}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ConfigError(f"{path}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    for name in _REQUIRED:
-        if not isinstance(raw.get(name), str) or not raw[name].strip():
-            raise ConfigError(f"{path}: field '{name}' is required and must be text")
-    values = dict(raw)
-    if "endpointing" in values:
-        ep = values["endpointing"]
-        allowed = {f.name for f in fields(EndpointSettings)}
-        if not isinstance(ep, dict) or set(ep) - allowed:
-            raise ConfigError(f"{path}: field 'endpointing' takes {', '.join(sorted(allowed))}")
-        try:
-            values["endpointing"] = EndpointSettings(**{k: float(v) for k, v in ep.items()})
-        except (TypeError, ValueError):
-            raise ConfigError(f"{path}: field 'endpointing' values must be numbers (seconds)") from None
-    for name in ("silence_timeout_s",):
-        if name in values and not isinstance(values[name], int | float):
-            raise ConfigError(f"{path}: field '{name}' must be a number")
-    return AgentConfig(directory=directory, **values)
+        raise ConfigError(f"{path}:1: top level must be a mapping of settings")
+    if "directory" in raw:
+        raise ConfigError(f"{path}:{_line_of(root, ('directory',))}: 'directory' is not a setting")
+    try:
+        return AgentConfig(directory=directory, **raw)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        loc = tuple(p for p in error["loc"] if p not in ("function-after",))
+        field = ".".join(str(p) for p in loc) or "(top level)"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
+            message = "unknown setting"
+        raise ConfigError(f"{path}:{_line_of(root, loc)}: {field}: {message}") from None
+
+
+def _line_of(node: yaml.Node | None, loc: tuple) -> int:
+    """Line of the deepest YAML node on the path `loc` (1-based)."""
+    line = node.start_mark.line + 1 if node is not None else 1
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next(((k, v) for k, v in node.value if k.value == str(part)), None)
+            if match is None:
+                break
+            node = match[1] if not isinstance(match[1], yaml.ScalarNode) else match[0]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            break
+        line = node.start_mark.line + 1
+    return line
 
 
 @dataclass(frozen=True)
