@@ -1,0 +1,139 @@
+"""Deterministic reading of days and times as callers say them, and saying them back.
+
+"next Tuesday at ten thirty", "tomorrow morning", "the 24th", "3 pm" — parsed by
+rule relative to `now`, never by the language model.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+from agent.brain.numbers import parse_number
+from agent.config import WEEKDAYS
+
+MONTHS = (
+    "january", "february", "march", "april", "may", "june", "july",
+    "august", "september", "october", "november", "december",
+)  # fmt: skip
+_ORDINALS = {
+    "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8,
+    "ninth": 9, "tenth": 10, "eleventh": 11, "twelfth": 12, "thirteenth": 13, "fourteenth": 14,
+    "fifteenth": 15, "sixteenth": 16, "seventeenth": 17, "eighteenth": 18, "nineteenth": 19,
+    "twentieth": 20, "thirtieth": 30,
+}  # fmt: skip
+_HOUR_WORDS = "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve"
+_MINUTE_WORDS = "fifteen|thirty|forty five|forty-five|o'clock"
+
+
+@dataclass(frozen=True)
+class When:
+    day: dt.date | None = None
+    time: dt.time | None = None
+    part_of_day: str | None = None  # morning | afternoon | evening
+
+
+def _ordinal_day(text: str) -> int | None:
+    match = re.search(r"\b(\d{1,2})(?:st|nd|rd|th)\b", text)
+    if match:
+        return int(match.group(1))
+    compound = re.search(r"\b(twenty|thirty)[\s-]+(first|second|third|fourth|fifth|sixth|seventh|eighth|ninth)\b", text)
+    if compound:
+        return {"twenty": 20, "thirty": 30}[compound.group(1)] + _ORDINALS[compound.group(2)]
+    for word, value in _ORDINALS.items():
+        if re.search(rf"\bthe {word}\b", text):
+            return value
+    return None
+
+
+def parse_day(text: str, now: dt.datetime) -> dt.date | None:
+    text = text.lower()
+    today = now.date()
+    if re.search(r"\btoday\b", text):
+        return today
+    if re.search(r"\bday after tomorrow\b", text):
+        return today + dt.timedelta(days=2)
+    if re.search(r"\btomorrow\b", text):
+        return today + dt.timedelta(days=1)
+    for index, name in enumerate(WEEKDAYS):
+        match = re.search(rf"\b(next\s+)?{name}\b", text)
+        if match:
+            ahead = (index - today.weekday()) % 7 or 7
+            if match.group(1) and ahead < 7 and "week" in text:
+                ahead += 7  # "Tuesday next week"
+            return today + dt.timedelta(days=ahead)
+    day = _ordinal_day(text)
+    month = next((i + 1 for i, m in enumerate(MONTHS) if re.search(rf"\b{m}\b", text) and not (m == "may" and re.search(r"\bmay i\b", text))), None)
+    if month and day is None:
+        match = re.search(rf"\b{MONTHS[month - 1]}\s+(\d{{1,2}})\b|\b(\d{{1,2}})\s+{MONTHS[month - 1]}\b", text)
+        if match:
+            day = int(match.group(1) or match.group(2))
+    if day is None or not 1 <= day <= 31:
+        return None
+    try:
+        if month:  # "the 3rd of March": this year, or next year once it has passed
+            candidate = dt.date(today.year, month, day)
+            return candidate if candidate >= today else dt.date(today.year + 1, month, day)
+        candidate = dt.date(today.year, today.month, day)  # "the 24th": this month, or next
+        if candidate >= today:
+            return candidate
+        year, month = (today.year + 1, 1) if today.month == 12 else (today.year, today.month + 1)
+        return dt.date(year, month, day)
+    except ValueError:  # "the 31st" of a 30-day month
+        return None
+
+
+def parse_time(text: str) -> tuple[dt.time | None, str | None]:
+    """(clock time, part of day) from "10 am", "10:30", "ten thirty", "3 pm", "noon", "in the morning"."""
+    text = text.lower().replace(".", "")
+    part = next((p for p in ("morning", "afternoon", "evening") if p in text), None)
+    if re.search(r"\bnoon\b|\bmidday\b", text):
+        return dt.time(12, 0), part
+    match = re.search(r"\b(\d{1,2})(?::(\d{2}))?\s*(am|pm|a m|p m)?\b", text)
+    words = re.search(rf"\b({_HOUR_WORDS})(?:[\s-]+({_MINUTE_WORDS}))?(?:\s+(am|pm|a m|p m|in the morning|in the afternoon|in the evening))?\b", text)
+    hour = minute = None
+    meridiem = None
+    if match and (match.group(2) or match.group(3) or re.search(rf"\bat\s+{match.group(1)}\b", text)):
+        hour, minute, meridiem = int(match.group(1)), int(match.group(2) or 0), match.group(3)
+    elif words and (words.group(2) or words.group(3) or re.search(rf"\bat\s+{words.group(1)}\b", text)):
+        hour = parse_number(words.group(1))
+        minute_word = (words.group(2) or "").replace("-", " ")
+        minute = 0 if minute_word in ("", "o'clock") else parse_number(minute_word)
+        meridiem = words.group(3)
+    if hour is None or minute is None or not (0 <= hour <= 23 and 0 <= minute <= 59):
+        return None, part
+    meridiem = (meridiem or "").replace(" ", "")
+    if meridiem in ("pm", "intheafternoon", "intheevening") or (not meridiem and part in ("afternoon", "evening")):
+        hour = hour + 12 if hour < 12 else hour
+    elif meridiem in ("am", "inthemorning") and hour == 12:
+        hour = 0
+    elif not meridiem and 1 <= hour <= 6:
+        hour += 12  # "at 3" in a clinic means 3 pm
+    return dt.time(hour, minute), part
+
+
+def parse_when(text: str, now: dt.datetime) -> When:
+    time, part = parse_time(text)
+    return When(parse_day(text, now), time, part)
+
+
+def say_day(day: dt.date, now: dt.datetime) -> str:
+    """ "today", "tomorrow", or "Tuesday the 24th" (with the month when it is not this month)."""
+    if day == now.date():
+        return "today"
+    if day == now.date() + dt.timedelta(days=1):
+        return f"tomorrow, {WEEKDAYS[day.weekday()].capitalize()} the {_ordinal(day.day)}"
+    month = f" of {MONTHS[day.month - 1].capitalize()}" if day.month != now.month else ""
+    return f"{WEEKDAYS[day.weekday()].capitalize()} the {_ordinal(day.day)}{month}"
+
+
+def say_time(time: dt.time) -> str:
+    hour = time.hour % 12 or 12
+    minutes = f":{time.minute:02d}" if time.minute else ""
+    return f"{hour}{minutes} {'am' if time.hour < 12 else 'pm'}"
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 11 <= n % 100 <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
