@@ -123,7 +123,9 @@ class AgentConfig(_Strict):
     goodbye: str = "Thank you for calling. Goodbye!"
     transfer_message: str = "Let me connect you to a colleague. One moment please."
     fallback_message: str = "Sorry, I'm having trouble right now. Let me connect you to a colleague."
-    not_found_message: str = "I'm sorry, I don't have that information. Would you like me to connect you to a colleague?"
+    not_found_message: str = (
+        "I'm sorry, I don't have that information. Would you like me to connect you to a colleague?"
+    )
     silence_prompt: str = "Are you still there? How can I help you?"
     silence_timeout_s: float = Field(8.0, gt=0)
     max_silence_prompts: int = Field(2, ge=0)
@@ -136,9 +138,14 @@ class AgentConfig(_Strict):
 
     @model_validator(mode="after")
     def _targets_exist(self) -> AgentConfig:
-        for name, target in (("transfer_target", self.transfer_target), ("escalation.emergency_target", self.escalation.emergency_target)):
+        for name, target in (
+            ("transfer_target", self.transfer_target),
+            ("escalation.emergency_target", self.escalation.emergency_target),
+        ):
             if target is not None and target not in self.transfer_targets:
-                raise ValueError(f"{name} '{target}' is not one of transfer_targets: {', '.join(self.transfer_targets)}")
+                raise ValueError(
+                    f"{name} '{target}' is not one of transfer_targets: {', '.join(self.transfer_targets)}"
+                )
         return self
 
     @property

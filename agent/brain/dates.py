@@ -64,7 +64,14 @@ def parse_day(text: str, now: dt.datetime) -> dt.date | None:
                 ahead += 7  # "Tuesday next week"
             return today + dt.timedelta(days=ahead)
     day = _ordinal_day(text)
-    month = next((i + 1 for i, m in enumerate(MONTHS) if re.search(rf"\b{m}\b", text) and not (m == "may" and re.search(r"\bmay i\b", text))), None)
+    month = next(
+        (
+            i + 1
+            for i, m in enumerate(MONTHS)
+            if re.search(rf"\b{m}\b", text) and not (m == "may" and re.search(r"\bmay i\b", text))
+        ),
+        None,
+    )
     if month and day is None:
         match = re.search(rf"\b{MONTHS[month - 1]}\s+(\d{{1,2}})\b|\b(\d{{1,2}})\s+{MONTHS[month - 1]}\b", text)
         if match:
@@ -91,7 +98,10 @@ def parse_time(text: str) -> tuple[dt.time | None, str | None]:
     if re.search(r"\bnoon\b|\bmidday\b", text):
         return dt.time(12, 0), part
     match = re.search(r"\b(\d{1,2})(?::(\d{2}))?\s*(am|pm|a m|p m)?\b", text)
-    words = re.search(rf"\b({_HOUR_WORDS})(?:[\s-]+({_MINUTE_WORDS}))?(?:\s+(am|pm|a m|p m|in the morning|in the afternoon|in the evening))?\b", text)
+    words = re.search(
+        rf"\b({_HOUR_WORDS})(?:[\s-]+({_MINUTE_WORDS}))?(?:\s+(am|pm|a m|p m|in the morning|in the afternoon|in the evening))?\b",
+        text,
+    )
     hour = minute = None
     meridiem = None
     if match and (match.group(2) or match.group(3) or re.search(rf"\bat\s+{match.group(1)}\b", text)):

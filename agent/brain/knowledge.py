@@ -61,7 +61,9 @@ class KnowledgeBase:
         # check_same_thread=False: built once, then only read (under the GIL) by the event loop
         self._db = sqlite3.connect(":memory:", check_same_thread=False)
         self._db.execute("CREATE VIRTUAL TABLE passages USING fts5(title, body, tokenize='porter unicode61')")
-        self._db.executemany("INSERT INTO passages(rowid, title, body) VALUES (?, ?, ?)", [(p.id, p.title, p.text) for p in passages])
+        self._db.executemany(
+            "INSERT INTO passages(rowid, title, body) VALUES (?, ?, ?)", [(p.id, p.title, p.text) for p in passages]
+        )
 
     @classmethod
     def from_directory(cls, directory: Path) -> KnowledgeBase:

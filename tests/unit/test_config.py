@@ -27,10 +27,14 @@ def test_default_is_the_clinic():
         ("- a\n- b\n", r":1: top level must be a mapping"),
         (BASE + "endpointing: {end_silence_s: soon}\n", r":4: endpointing.end_silence_s: "),
         (BASE + "endpointing: {bogus: 1}\n", r":4: endpointing.bogus: unknown setting"),
-        (BASE + "tools:\n  calendar:\n    services: {a: 30}\n    hours:\n      monday: 8-18\n", r":8: tools.calendar.hours.monday: hours are"),
+        (
+            BASE + "tools:\n  calendar:\n    services: {a: 30}\n    hours:\n      monday: 8-18\n",
+            r":8: tools.calendar.hours.monday: hours are",
+        ),
         (BASE + "transfer_target: sales\n", r"transfer_target 'sales' is not one of transfer_targets"),
         (
-            BASE + "tools:\n  webhooks:\n    - {name: crm, description: d, url: 'http://example.com/x', parameters: {}, say: ok}\n",
+            BASE
+            + "tools:\n  webhooks:\n    - {name: crm, description: d, url: 'http://example.com/x', parameters: {}, say: ok}\n",
             r"host example.com is not in tools.allowed_hosts",
         ),
         (BASE + "silence_timeout_s: -1\n", r":4: silence_timeout_s: Input should be greater than 0"),

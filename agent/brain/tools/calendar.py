@@ -1,0 +1,160 @@
+"""Built-in appointment calendar in the appliance database, with slot rules from config."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import threading
+from dataclasses import dataclass
+
+from sqlalchemy import Column, Connection, DateTime, Engine, Integer, String, Table, and_, insert, select, update
+
+from agent.config import WEEKDAYS, CalendarTool
+from agent.store.db import metadata
+
+appointments = Table(
+    "appointments",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("phone", String(32), index=True),  # the caller ID that booked; used to find it again
+    Column("service", String(64), nullable=False),
+    Column("start", DateTime, nullable=False, index=True),
+    Column("minutes", Integer, nullable=False),
+    Column("status", String(16), nullable=False, default="booked"),  # booked | cancelled
+    Column("created_at", DateTime, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class Appointment:
+    id: int
+    phone: str | None
+    service: str
+    start: dt.datetime
+    minutes: int
+
+    @property
+    def end(self) -> dt.datetime:
+        return self.start + dt.timedelta(minutes=self.minutes)
+
+
+class SlotTaken(Exception):
+    pass
+
+
+class Calendar:
+    def __init__(self, engine: Engine, rules: CalendarTool) -> None:
+        self.engine = engine
+        self.rules = rules
+        # calls run concurrently: one writer at a time, so two callers cannot take the same slot
+        self._writing = threading.Lock()
+
+    def service_minutes(self, service: str) -> int:
+        return self.rules.services[service]
+
+    def _open_hours(self, day: dt.date) -> tuple[dt.datetime, dt.datetime] | None:
+        hours = getattr(self.rules.hours, WEEKDAYS[day.weekday()])
+        if not hours:
+            return None
+        start, end = (dt.time.fromisoformat(part) for part in hours.split("-"))
+        return dt.datetime.combine(day, start), dt.datetime.combine(day, end)
+
+    def _booked(self, day: dt.date, db: Connection | None = None) -> list[Appointment]:
+        begin = dt.datetime.combine(day, dt.time())
+        with contextlib.nullcontext(db) if db is not None else self.engine.connect() as db:
+            rows = db.execute(
+                select(appointments).where(
+                    and_(
+                        appointments.c.status == "booked",
+                        appointments.c.start >= begin,
+                        appointments.c.start < begin + dt.timedelta(days=1),
+                    )
+                )
+            ).all()
+        return [Appointment(r.id, r.phone, r.service, r.start, r.minutes) for r in rows]
+
+    def is_free(self, start: dt.datetime, service: str, now: dt.datetime, db: Connection | None = None) -> bool:
+        return start in self.free_slots(start.date(), service, now, db)
+
+    def free_slots(
+        self, day: dt.date, service: str, now: dt.datetime, db: Connection | None = None
+    ) -> list[dt.datetime]:
+        """Start times on `day` where `service` fits inside opening hours and clashes with nothing."""
+        rules = self.rules
+        if day > now.date() + dt.timedelta(days=rules.days_ahead):
+            return []
+        hours = self._open_hours(day)
+        if hours is None:
+            return []
+        opens, closes = hours
+        length = dt.timedelta(minutes=self.service_minutes(service))
+        earliest = now + dt.timedelta(hours=rules.min_notice_hours)
+        booked = self._booked(day, db)
+        slots, start = [], opens
+        while start + length <= closes:
+            if start >= earliest and all(start + length <= b.start or start >= b.end for b in booked):
+                slots.append(start)
+            start += dt.timedelta(minutes=rules.slot_minutes)
+        return slots
+
+    def first_free(
+        self,
+        service: str,
+        now: dt.datetime,
+        day: dt.date | None = None,
+        near: dt.time | None = None,
+        part_of_day: str | None = None,
+    ) -> dt.datetime | None:
+        """The slot closest to what the caller asked for: that day (nearest their time), else the next days."""
+        start_day = day or now.date()
+        for offset in range(self.rules.days_ahead + 1):
+            candidate_day = start_day + dt.timedelta(days=offset)
+            slots = self.free_slots(candidate_day, service, now)
+            if part_of_day == "morning":
+                slots = [s for s in slots if s.hour < 12] or slots
+            elif part_of_day in ("afternoon", "evening"):
+                slots = [s for s in slots if s.hour >= 12] or slots
+            if slots:
+                if near and offset == 0:
+                    target = dt.datetime.combine(candidate_day, near)
+                    return min(slots, key=lambda s: abs((s - target).total_seconds()))
+                return slots[0]
+        return None
+
+    def book(self, phone: str | None, service: str, start: dt.datetime, now: dt.datetime) -> Appointment:
+        with self._writing, self.engine.begin() as db:  # check and insert in one transaction
+            if not self.is_free(start, service, now, db):
+                raise SlotTaken(start)
+            minutes = self.service_minutes(service)
+            new_id = db.execute(
+                insert(appointments).values(
+                    phone=phone, service=service, start=start, minutes=minutes, status="booked", created_at=now
+                )
+            ).inserted_primary_key[0]
+        return Appointment(new_id, phone, service, start, minutes)
+
+    def upcoming(self, phone: str, now: dt.datetime) -> Appointment | None:
+        with self.engine.connect() as db:
+            row = db.execute(
+                select(appointments)
+                .where(
+                    and_(appointments.c.phone == phone, appointments.c.status == "booked", appointments.c.start >= now)
+                )
+                .order_by(appointments.c.start)
+                .limit(1)
+            ).first()
+        return Appointment(row.id, row.phone, row.service, row.start, row.minutes) if row else None
+
+    def move(self, appointment: Appointment, start: dt.datetime, now: dt.datetime) -> Appointment:
+        with self._writing, self.engine.begin() as db:
+            db.execute(update(appointments).where(appointments.c.id == appointment.id).values(status="cancelled"))
+            if not self.is_free(start, appointment.service, now, db):
+                raise SlotTaken(start)  # the transaction rolls back: the old booking stays
+            db.execute(
+                update(appointments).where(appointments.c.id == appointment.id).values(status="booked", start=start)
+            )
+        return Appointment(appointment.id, appointment.phone, appointment.service, start, appointment.minutes)
+
+    def cancel(self, appointment: Appointment) -> None:
+        with self.engine.begin() as db:
+            db.execute(update(appointments).where(appointments.c.id == appointment.id).values(status="cancelled"))
