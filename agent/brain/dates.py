@@ -138,6 +138,12 @@ def say_day(day: dt.date, now: dt.datetime) -> str:
     return f"{WEEKDAYS[day.weekday()].capitalize()} the {_ordinal(day.day)}{month}"
 
 
+def on_day(day: dt.date, now: dt.datetime) -> str:
+    """ "today", "tomorrow, Sunday the 22nd", or "on Tuesday the 24th"."""
+    said = say_day(day, now)
+    return said if said.startswith(("today", "tomorrow")) else f"on {said}"
+
+
 def say_time(time: dt.time) -> str:
     hour = time.hour % 12 or 12
     minutes = f":{time.minute:02d}" if time.minute else ""

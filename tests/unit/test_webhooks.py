@@ -46,7 +46,11 @@ def hook(url, timeout=2.0):
         description="loyalty points",
         url=url,
         timeout_s=timeout,
-        parameters={"type": "object", "properties": {"customer": {"type": "string", "pattern": "^[0-9]{4,}$"}}, "required": ["customer"]},
+        parameters={
+            "type": "object",
+            "properties": {"customer": {"type": "string", "pattern": "^[0-9]{4,}$"}},
+            "required": ["customer"],
+        },
         say="You have {points} points, {tier} tier.",
         fallback="I can't reach the loyalty system right now.",
     )

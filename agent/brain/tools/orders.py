@@ -38,5 +38,7 @@ class Orders:
         column = self.rules.phone_column
         if not column or not phone:
             return None
-        mine = [r for r in self._by_number.values() if r.get(column) == phone and r[self.rules.status_column] != "delivered"]
+        mine = [
+            r for r in self._by_number.values() if r.get(column) == phone and r[self.rules.status_column] != "delivered"
+        ]
         return mine[-1] if mine else None

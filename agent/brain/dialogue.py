@@ -1,0 +1,510 @@
+"""The conversation brain: what to say and do for each caller turn.
+
+Decisions are deterministic where a small model cannot be trusted: intents by
+rule, dates, times and digits by parser, tool arguments from those parsers, and
+every action confirmed before it runs. The language model phrases answers from
+retrieved passages, and a grounding check in code stops any clause that states
+a number, day or month the evidence does not contain (agent/brain/grounding.py).
+
+`Brain` is built once per config and shared by calls; `Dialogue` is one call.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import Engine
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+from agent.brain.dates import on_day, parse_when, say_day, say_time
+from agent.brain.knowledge import Hit, KnowledgeBase
+from agent.brain.numbers import normalize_numbers
+from agent.brain.tools.calendar import Appointment, Calendar, SlotTaken
+from agent.brain.tools.orders import Orders
+from agent.brain.tools.webhooks import call_webhook
+from agent.config import AgentConfig
+
+log = logging.getLogger(__name__)
+
+MIN_ANSWER_SCORE = 1.0  # BM25 below this is a weak match: better to say we do not know
+LARGE_MODEL_BYTES = 600 << 20  # GGUF files above this (≈1B+ params) are trusted to phrase answers
+
+_RULES: list[tuple[str, re.Pattern]] = [
+    (name, re.compile(pattern, re.I))
+    for name, pattern in [
+        ("injection", r"\b(ignore (all |your |the |any |previous |prior )*(instructions|rules|prompt)|system prompt|you are now|pretend (to be|you are|you're)|jailbreak|developer mode|disregard)\b"),
+        ("human", r"\b(human|real person|a person|someone real|operator|receptionist|representative|(talk|speak) (to|with) (a|an|the|someone|somebody|your)\b|live agent|an agent)\b"),
+        ("goodbye", r"\b(bye|goodbye|good bye|that'?s all|that is all|nothing else|hang up)\b"),
+        ("cancel", r"\bcancel\b"),
+        ("move", r"\b(reschedule|re-schedule|postpone|move (my|the|it)|change (my|the) (appointment|booking|time)|different (day|time)|another (day|time))\b"),
+        ("book", r"\b(book|schedule|make an appointment|an appointment|appointment for|get an appointment|come in for|see the dentist|see a dentist)\b"),
+        ("order_status", r"\b(my order|order number|order status|the order|package|parcel|delivery|shipped|shipping|tracking|where is my)\b"),
+    ]
+]  # fmt: skip
+_YES = re.compile(
+    r"^\W*(yes|yeah|yep|yup|sure|correct|right|please do|please|ok(ay)?|that'?s (fine|right|good|correct|great)|sounds good|perfect|go ahead|do it|great)\b",
+    re.I,
+)
+_NO = re.compile(r"^\W*(no|nope|not really|nah|don'?t|wrong|not that|neither)\b", re.I)
+_DIGIT_RUN = re.compile(r"\b\d{3,}\b")
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    tool: str
+    arguments: dict
+    result: dict
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A question to answer from evidence: generated (checked) or extractive."""
+
+    question: str
+    hits: list[Hit]
+    extractive: str
+
+    @property
+    def evidence(self) -> list[str]:
+        return [hit.passage.text for hit in self.hits]
+
+    @property
+    def sources(self) -> list[str]:
+        return [hit.passage.source for hit in self.hits]
+
+
+@dataclass
+class Reply:
+    say: list[str] = field(default_factory=list)
+    answer: Answer | None = None
+    end: str | None = None  # None | "transfer" | "hangup"
+    target: str | None = None
+    reason: str | None = None
+    tools: list[ToolCall] = field(default_factory=list)
+    intent: str = "question"
+    understood: bool = True
+    expect_digits: bool = False
+
+
+@dataclass
+class _Pending:
+    kind: str  # ask_service | confirm_book | ask_new_time | confirm_move | confirm_cancel | ask_order | offer_human | context
+    service: str | None = None
+    start: dt.datetime | None = None
+    appointment: Appointment | None = None
+    order: dict | None = None
+
+
+class Brain:
+    """Everything a call needs that is built once per config: knowledge, tools, sentiment."""
+
+    def __init__(self, config: AgentConfig, engine: Engine | None = None, llm_path: Path | None = None) -> None:
+        self.config = config
+        self.knowledge = KnowledgeBase.from_directory(config.knowledge_dir)
+        tools = config.tools
+        self.calendar = Calendar(engine, tools.calendar) if tools.calendar and engine is not None else None
+        self.orders = Orders.from_config(tools.orders, config.directory) if tools.orders else None
+        self.sentiment = SentimentIntensityAnalyzer()
+        style = config.answer_style
+        self.generate_answers = (
+            style == "grounded" and llm_path is not None and llm_path.stat().st_size >= LARGE_MODEL_BYTES
+        )
+        if config.answer_style == "grounded" and not self.generate_answers:
+            log.info("answers are extractive: the configured model is small (configure a larger GGUF to phrase them)")
+
+    def dialogue(self, caller_id: str | None = None, clock: Callable[[], dt.datetime] = dt.datetime.now) -> Dialogue:
+        return Dialogue(self, caller_id, clock)
+
+
+class Dialogue:
+    def __init__(self, brain: Brain, caller_id: str | None, clock: Callable[[], dt.datetime]) -> None:
+        self.brain = brain
+        self.config = brain.config
+        self.caller_id = caller_id
+        self.clock = clock
+        self.pending: _Pending | None = None
+        self.misunderstood = 0
+        self.topics: list[str] = []  # what the call was about, for the human's briefing
+
+    # ---- call start ------------------------------------------------------------
+
+    def opening(self) -> str | None:
+        """A line for known callers: "Are you calling about your appointment on Thursday?"."""
+        if not self.caller_id:
+            return None
+        now = self.clock()
+        if self.brain.calendar and (appointment := self.brain.calendar.upcoming(self.caller_id, now)):
+            self.pending = _Pending("context", appointment=appointment)
+            return f"Are you calling about your {appointment.service} {on_day(appointment.start.date(), now)} at {say_time(appointment.start.time())}?"
+        if self.brain.orders and (order := self.brain.orders.open_order_for(self.caller_id)):
+            self.pending = _Pending("context", order=order)
+            return f"Are you calling about your order {order[self.brain.orders.rules.number_column]}?"
+        return None
+
+    # ---- turns ---------------------------------------------------------------
+
+    async def on_text(self, text: str) -> Reply:
+        text = normalize_numbers(text.strip())
+        if not text:
+            return self._not_understood()
+        escalation = self._escalation(text)
+        if escalation:
+            return escalation
+        if self.pending:
+            reply = await self._continue(text)
+            if reply is not None:
+                return self._understood(reply)
+            self.pending = None  # the caller moved on to something else
+        intent = next((name for name, pattern in _RULES if pattern.search(text)), "question")
+        handler = getattr(self, f"_intent_{intent}")
+        reply = await handler(text)
+        reply.intent = reply.intent if reply.intent != "question" else intent
+        if intent != "question":
+            self.topics.append(intent.replace("_", " "))
+        return self._understood(reply) if reply.understood else reply
+
+    async def on_digits(self, digits: str) -> Reply:
+        """Keypad input: answers the pending question, or a menu choice."""
+        if self.pending and self.pending.kind == "ask_order":
+            return self._understood(self._order_status(digits))
+        if self.pending and digits in ("1", "2"):
+            return await self.on_text("yes" if digits == "1" else "no")
+        return self._not_understood()
+
+    def briefing(self, reason: str) -> str:
+        """One line for the human who takes over, so the caller need not repeat."""
+        parts = [reason.replace("-", " ")]
+        if self.topics:
+            parts.append("about " + ", ".join(dict.fromkeys(self.topics)))
+        if self.pending and self.pending.order:
+            parts.append(f"order {self.pending.order[self.brain.orders.rules.number_column]}")
+        if self.pending and self.pending.appointment:
+            parts.append(f"appt {self.pending.appointment.start:%a %d %H:%M}")
+        return "; ".join(parts)[:80]
+
+    # ---- escalation ------------------------------------------------------------
+
+    def _escalation(self, text: str) -> Reply | None:
+        rules = self.config.escalation
+        lowered = text.lower()
+        if any(p.lower() in lowered for p in rules.emergency_phrases):
+            target = rules.emergency_target or self.config.transfer_target
+            return Reply(
+                say=[rules.emergency_message], end="transfer", target=target, reason="emergency", intent="emergency"
+            )
+        if any(p.lower() in lowered for p in rules.upset_phrases) or (
+            self.brain.sentiment.polarity_scores(text)["compound"] < rules.upset_threshold
+        ):
+            return Reply(
+                say=["I'm sorry about this. Let me put you through to a colleague who can help."],
+                end="transfer",
+                target=self.config.transfer_target,
+                reason="caller-upset",
+                intent="upset",
+            )
+        return None
+
+    def _understood(self, reply: Reply) -> Reply:
+        self.misunderstood = 0
+        return reply
+
+    def _not_understood(self, say: str | None = None) -> Reply:
+        self.misunderstood += 1
+        if self.misunderstood >= self.config.escalation.misunderstandings:
+            return Reply(
+                say=["I'm sorry, I'm having trouble understanding. Let me connect you to a colleague."],
+                end="transfer",
+                target=self.config.transfer_target,
+                reason="not-understood",
+                intent="not_understood",
+                understood=False,
+            )
+        self.pending = _Pending("offer_human")
+        return Reply(
+            say=[
+                say or "Sorry, I didn't catch that. Could you say it again? You can also press 0 to speak to a person."
+            ],
+            understood=False,
+            intent="not_understood",
+        )
+
+    # ---- pending questions -------------------------------------------------------
+
+    async def _continue(self, text: str) -> Reply | None:
+        pending = self.pending
+        yes, no = bool(_YES.search(text)), bool(_NO.search(text))
+        now = self.clock()
+        if pending.kind == "offer_human":
+            if yes:
+                return Reply(
+                    say=[self.config.transfer_message],
+                    end="transfer",
+                    target=self.config.transfer_target,
+                    reason="caller-asked",
+                )
+            if no:
+                self.pending = None
+                return Reply(say=["Alright. Is there anything else I can help you with?"])
+            return None
+        if pending.kind == "context":
+            if any(
+                pattern.search(text) for name, pattern in _RULES if name in ("move", "cancel", "book", "order_status")
+            ):
+                return None  # "yes, can I move it?": the intent says more than the yes
+            if yes and pending.appointment:
+                return Reply(say=["Would you like to keep it, move it, or cancel it?"])
+            if yes and pending.order:
+                return self._order_status(pending.order[self.brain.orders.rules.number_column])
+            if no:
+                self.pending = None
+                return Reply(say=["No problem. How can I help you?"])
+            if pending.appointment and re.search(r"\bkeep\b", text, re.I):
+                self.pending = None
+                return Reply(say=["Great, see you then. Is there anything else?"])
+            return None  # "I want to move it" is handled by the intents, with the appointment known
+        if pending.kind == "ask_service":
+            service = self._service_in(text)
+            if service:
+                return self._offer_slot(service, text)
+            return None
+        if pending.kind in ("confirm_book", "confirm_move"):
+            if yes and not no:
+                return self._commit(pending, now)
+            if no or parse_when(text, now).day or parse_when(text, now).time:
+                service = pending.service
+                when = parse_when(text, now)
+                if when.day or when.time or when.part_of_day:
+                    return self._offer_slot(
+                        service, text, moving=pending.appointment if pending.kind == "confirm_move" else None
+                    )
+                self.pending = _Pending("ask_new_time", service=service, appointment=pending.appointment)
+                return Reply(say=["Which day and time would suit you better?"])
+            return None
+        if pending.kind == "ask_new_time":
+            when = parse_when(text, now)
+            if when.day or when.time or when.part_of_day:
+                return self._offer_slot(pending.service, text, moving=pending.appointment)
+            return None
+        if pending.kind == "confirm_cancel":
+            if yes and not no:
+                self.brain.calendar.cancel(pending.appointment)
+                self.pending = None
+                a = pending.appointment
+                call = ToolCall("cancel_appointment", {"appointment_id": a.id}, {"status": "cancelled"})
+                return Reply(
+                    say=[
+                        f"Done. Your {a.service} {on_day(a.start.date(), now)} at {say_time(a.start.time())} is cancelled. Anything else?"
+                    ],
+                    tools=[call],
+                )
+            if no:
+                self.pending = None
+                return Reply(say=["Okay, I've left it as it is. Anything else?"])
+            return None
+        if pending.kind == "ask_order":
+            digits = _DIGIT_RUN.search(text)
+            if digits:
+                return self._order_status(digits.group())
+            return None
+        return None
+
+    # ---- intents ---------------------------------------------------------------
+
+    async def _intent_injection(self, text: str) -> Reply:
+        return Reply(say=[f"I can only help with questions about {self.config.business_name}. What can I do for you?"])
+
+    async def _intent_human(self, text: str) -> Reply:
+        return Reply(
+            say=[self.config.transfer_message],
+            end="transfer",
+            target=self.config.transfer_target,
+            reason="caller-asked",
+        )
+
+    async def _intent_goodbye(self, text: str) -> Reply:
+        return Reply(say=[self.config.goodbye], end="hangup", reason="caller-done")
+
+    async def _intent_book(self, text: str) -> Reply:
+        if not self.brain.calendar:
+            return await self._intent_question(text)
+        service = self._service_in(text)
+        if not service:
+            self.pending = _Pending("ask_service")
+            services = list(self.brain.calendar.rules.services)
+            listed = ", ".join(services[:-1]) + f" or a {services[-1]}" if len(services) > 1 else services[0]
+            return Reply(say=[f"Of course. What would you like to book: a {listed}?"])
+        return self._offer_slot(service, text)
+
+    async def _intent_move(self, text: str) -> Reply:
+        appointment = self._callers_appointment()
+        if appointment is None:
+            return self._no_appointment()
+        now = self.clock()
+        when = parse_when(text, now)
+        if when.day or when.time or when.part_of_day:
+            return self._offer_slot(appointment.service, text, moving=appointment)
+        self.pending = _Pending("ask_new_time", service=appointment.service, appointment=appointment)
+        return Reply(
+            say=[
+                f"Your {appointment.service} is {on_day(appointment.start.date(), now)} at {say_time(appointment.start.time())}. When would you like to move it to?"
+            ]
+        )
+
+    async def _intent_cancel(self, text: str) -> Reply:
+        appointment = self._callers_appointment()
+        if appointment is None:
+            return self._no_appointment()
+        now = self.clock()
+        self.pending = _Pending("confirm_cancel", appointment=appointment)
+        return Reply(
+            say=[
+                f"Shall I cancel your {appointment.service} {on_day(appointment.start.date(), now)} at {say_time(appointment.start.time())}?"
+            ]
+        )
+
+    async def _intent_order_status(self, text: str) -> Reply:
+        if not self.brain.orders:
+            return await self._intent_question(text)
+        digits = _DIGIT_RUN.search(text)
+        if digits:
+            return self._order_status(digits.group())
+        self.pending = _Pending("ask_order")
+        return Reply(
+            say=["Sure. What's your order number? You can say it, or type it on your keypad and press hash."],
+            expect_digits=True,
+        )
+
+    async def _intent_question(self, text: str) -> Reply:
+        for hook in self.config.tools.webhooks:
+            if any(p.lower() in text.lower() for p in hook.trigger_phrases):
+                return await self._webhook(hook, text)
+        hits = [h for h in self.brain.knowledge.search(text) if h.score >= MIN_ANSWER_SCORE]
+        if not hits:
+            if len(re.findall(r"[a-z]{3,}", text.lower())) < 2:
+                return self._not_understood()  # a mumble, not a question
+            self.pending = _Pending("offer_human")
+            return Reply(say=[self.config.not_found_message], intent="unknown")
+        return Reply(answer=Answer(text, hits, extractive_answer(text, hits)))
+
+    # ---- helpers ---------------------------------------------------------------
+
+    async def _webhook(self, hook, text: str) -> Reply:
+        arguments = {}
+        properties = hook.parameters.get("properties", {})
+        digits = _DIGIT_RUN.search(text)
+        for name, spec in properties.items():
+            if name in ("phone", "caller_id") and self.caller_id:
+                arguments[name] = self.caller_id
+            elif digits and spec.get("type") in ("string", "integer"):
+                arguments[name] = digits.group() if spec.get("type") == "string" else int(digits.group())
+        result = await call_webhook(hook, arguments, self.config.tools.allowed_hosts)
+        call = ToolCall(hook.name, arguments, {"ok": result.ok, "error": result.error, **(result.data or {})})
+        if not result.ok and not arguments and hook.parameters.get("required"):
+            self.pending = _Pending("offer_human")
+        return Reply(say=[result.say], tools=[call], intent=hook.name)
+
+    def _service_in(self, text: str) -> str | None:
+        letters = re.sub(r"[^a-z]", "", text.lower())
+        for service in self.brain.calendar.rules.services:
+            if re.sub(r"[^a-z]", "", service.lower())[:5] in letters:
+                return service
+        return None
+
+    def _callers_appointment(self) -> Appointment | None:
+        if self.pending and self.pending.appointment:
+            return self.pending.appointment
+        if not self.brain.calendar or not self.caller_id:
+            return None
+        return self.brain.calendar.upcoming(self.caller_id, self.clock())
+
+    def _no_appointment(self) -> Reply:
+        self.pending = _Pending("offer_human")
+        return Reply(
+            say=[
+                "I couldn't find an upcoming appointment for the number you're calling from. Would you like me to connect you to a colleague?"
+            ]
+        )
+
+    def _offer_slot(self, service: str, text: str, moving: Appointment | None = None) -> Reply:
+        now = self.clock()
+        when = parse_when(text, now)
+        slot = self.brain.calendar.first_free(service, now, when.day, when.time, when.part_of_day)
+        if slot is None:
+            self.pending = _Pending("offer_human")
+            return Reply(
+                say=[
+                    f"I'm sorry, I have no free time for a {service} in the coming weeks. Would you like me to connect you to a colleague?"
+                ]
+            )
+        kind = "confirm_move" if moving else "confirm_book"
+        self.pending = _Pending(kind, service=service, start=slot, appointment=moving)
+        verb = f"move your {service} to" if moving else "book"
+        what = "" if moving else f" for a {service}"
+        exact = when.time is not None and slot.time() == when.time and (when.day is None or slot.date() == when.day)
+        lead = "" if exact or not (when.day or when.time) else "That exact time isn't free. "
+        return Reply(
+            say=[f"{lead}I have {say_day(slot.date(), now)} at {say_time(slot.time())}{what}. Shall I {verb} it?"]
+        )
+
+    def _commit(self, pending: _Pending, now: dt.datetime) -> Reply:
+        calendar = self.brain.calendar
+        try:
+            if pending.kind == "confirm_move":
+                done = calendar.move(pending.appointment, pending.start, now)
+                tool = ToolCall(
+                    "move_appointment",
+                    {"appointment_id": done.id, "start": done.start.isoformat()},
+                    {"status": "moved"},
+                )
+                said = f"Done. Your {done.service} is now {on_day(done.start.date(), now)} at {say_time(done.start.time())}."
+            else:
+                done = calendar.book(self.caller_id, pending.service, pending.start, now)
+                tool = ToolCall(
+                    "book_appointment",
+                    {"service": done.service, "start": done.start.isoformat()},
+                    {"appointment_id": done.id},
+                )
+                said = f"Done. You're booked for a {done.service} {on_day(done.start.date(), now)} at {say_time(done.start.time())}."
+        except SlotTaken:
+            return self._offer_slot(pending.service, "", moving=pending.appointment)
+        self.pending = None
+        return Reply(say=[said, "Is there anything else I can help you with?"], tools=[tool])
+
+    def _order_status(self, number: str) -> Reply:
+        orders = self.brain.orders
+        row = orders.lookup(number)
+        call = ToolCall(
+            "order_lookup",
+            {"order_number": number},
+            {"found": row is not None, **({"status": row[orders.rules.status_column]} if row else {})},
+        )
+        if row is None:
+            self.pending = _Pending("ask_order")
+            spaced = " ".join(number)
+            return Reply(
+                say=[f"I couldn't find order {spaced}. Could you say or type the number again?"],
+                tools=[call],
+                expect_digits=True,
+            )
+        self.pending = (
+            _Pending("offer_human", order=row) if row[orders.rules.status_column] in ("delayed", "lost") else None
+        )
+        details = " ".join(row[c] for c in orders.rules.details_columns if row.get(c))
+        extra = " Would you like me to connect you to a colleague about it?" if self.pending else " Anything else?"
+        return Reply(
+            say=[f"Order {number} is {row[orders.rules.status_column]}. {details}".strip() + extra], tools=[call]
+        )
+
+
+def extractive_answer(question: str, hits: list[Hit], max_sentences: int = 2) -> str:
+    """The sentences of the best passage that share the most words with the question."""
+    words = {w[:5] for w in re.findall(r"[a-z0-9]+", question.lower()) if len(w) > 2}
+    sentences = re.split(r"(?<=[.!?])\s+", hits[0].passage.text)
+    scored = [(sum(w[:5] in words for w in re.findall(r"[a-z0-9]+", s.lower())), i) for i, s in enumerate(sentences)]
+    best = sorted(i for score, i in sorted(scored, reverse=True)[:max_sentences] if score > 0) or [0]
+    return " ".join(sentences[i] for i in best)
