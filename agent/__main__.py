@@ -8,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+from agent.brain.tools.orders import OrdersError
 from agent.config import ConfigError, load_box_settings, load_config
 from agent.stages.base import ModelMissing
 
@@ -95,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except ModelMissing as exc:
         print(f"model missing: {exc}", file=sys.stderr)
+        return 2
+    except OrdersError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

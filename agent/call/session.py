@@ -12,17 +12,17 @@ import asyncio
 import collections
 import enum
 import logging
-import re
 import threading
 import time
 from dataclasses import dataclass
 
 from agent.audio.pcm import resample
 from agent.audio.vad import SpeechDetector, SpeechSegmenter, VadEvent
+from agent.brain.dialogue import Answer, Brain, Dialogue, Reply
+from agent.brain.grounding import unsupported_facts
 from agent.call.clauses import ClauseSplitter, speakable
 from agent.call.playout import FRAME, FRAME_S, Playout
 from agent.call.record import CallRecord
-from agent.config import AgentConfig
 from agent.engines import Engines
 from agent.protocol import audiosocket as proto
 from agent.stages.base import TranscriberStream, Transcript
@@ -32,8 +32,7 @@ log = logging.getLogger(__name__)
 
 PREROLL_FRAMES = 15  # 300 ms of audio before the VAD fired, so first syllables reach ASR
 UUID_TIMEOUT_S = 2.0
-_GOODBYE = re.compile(r"\b(bye|goodbye|good bye|that'?s all|hang up)\b", re.I)
-_HUMAN = re.compile(r"\b(human|person|operator|agent|somebody real|real person|colleague|receptionist)\b", re.I)
+DIGIT_PAUSE_S = 3.0  # keypad entry ends with # or this long a pause
 
 
 class Outcome(enum.StrEnum):
@@ -82,13 +81,19 @@ class CallSession:
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         engines: Engines,
-        config: AgentConfig,
+        brain: Brain,
         ami: AmiLink | None = None,
     ) -> None:
         self._reader = reader
         self._writer = writer
         self._engines = engines
-        self._config = config
+        self._brain = brain  # with its config: a call keeps the config it started with
+        self._config = brain.config
+        self._dialogue: Dialogue | None = None
+        self._utterance: Utterance | None = None
+        self._expect_digits = False
+        self._digits = ""
+        self._digits_deadline = 0.0
         self._ami = ami
         self.call_id = ""
         self._events: asyncio.Queue[CallEvent] = asyncio.Queue()
@@ -244,24 +249,33 @@ class CallSession:
 
     async def _converse(self) -> Outcome:
         config = self._config
-        self._start_reply(self._speak_fixed(config.greeting, kind="greeting"))
+        caller_id = await self._caller_id()
+        self._dialogue = self._brain.dialogue(caller_id)
+        opening = self._dialogue.opening()
+        greeting = f"{config.greeting} {opening}" if opening else config.greeting
+        self._start_reply(self._speak_fixed(greeting, kind="greeting"))
         silence_prompts = 0
         last_activity = time.monotonic()  # caller spoke/pressed, or the bot finished talking
         while True:
             try:
                 event = await asyncio.wait_for(self._events.get(), 0.25)
             except TimeoutError:
-                if self._playout.speaking or self._reply_busy():
+                if self._digits and time.monotonic() >= self._digits_deadline:
+                    ended = await self._handle(await self._dialogue.on_digits(self._take_digits()))
+                    if ended:
+                        return ended
+                elif self._playout.speaking or self._reply_busy() or self._digits:
                     last_activity = time.monotonic()
                 elif time.monotonic() - last_activity >= config.silence_timeout_s:
                     silence_prompts += 1
                     last_activity = time.monotonic()
                     self._record.write("caller_silent", prompts=silence_prompts)
                     if silence_prompts > config.max_silence_prompts:
-                        return await self._hand_back(Outcome.TRANSFERRED, "caller-silent", config.transfer_message)
+                        return await self._handle(self._transfer_reply("caller-silent"))
                     self._start_reply(self._speak_fixed(config.silence_prompt, kind="silence_prompt"))
                 continue
             last_activity = time.monotonic()
+            reply = None
             match event:
                 case BargeIn():
                     if self._playout.speaking or self._reply_busy():
@@ -279,21 +293,67 @@ class CallSession:
                         confidence=utterance.confidence,
                         asr_ms=round(utterance.asr_ms),
                     )
-                    if _GOODBYE.search(utterance.text):
-                        return await self._finish(Outcome.COMPLETED, config.goodbye)
-                    if _HUMAN.search(utterance.text):
-                        return await self._hand_back(Outcome.TRANSFERRED, "caller-asked", config.transfer_message)
-                    self._start_reply(self._answer(utterance))
+                    self._utterance = utterance
+                    reply = await self._dialogue.on_text(utterance.text)
                 case DtmfPressed(digit=digit):
-                    self._record.write("dtmf", digit=digit)
-                    if digit == "0":
-                        return await self._hand_back(Outcome.TRANSFERRED, "dtmf-0", config.transfer_message)
+                    self._record.write("dtmf")  # which key is not kept: keypad entries are often numbers
+                    reply = await self._on_key(digit)
                 case AgentFault(where=where):
                     self._record.write("agent_fault", where=where)
-                    return await self._hand_back(Outcome.TRANSFERRED, "agent-error", config.fallback_message)
+                    reply = self._transfer_reply("agent-error", config.fallback_message)
                 case CallerGone(reason=reason):
                     self._record.write("caller_gone", reason=reason)
-                    return Outcome.HANGUP if reason == "hangup" or reason == "closed" else Outcome.ERROR
+                    return Outcome.HANGUP if reason in ("hangup", "closed") else Outcome.ERROR
+            if reply is not None:
+                ended = await self._handle(reply)
+                if ended:
+                    return ended
+
+    async def _caller_id(self) -> str | None:
+        if self._ami is None:
+            return None
+        info = await self._ami.channel_info(self.call_id, timeout=0.5)
+        return (info or {}).get("caller_id") or None
+
+    async def _on_key(self, digit: str) -> Reply | None:
+        """Keypad: digits answer a pending question (ended by # or a pause); 0 alone asks for a person."""
+        if self._expect_digits:
+            if digit == "#":
+                return await self._dialogue.on_digits(self._take_digits()) if self._digits else None
+            self._digits += digit
+            self._digits_deadline = time.monotonic() + DIGIT_PAUSE_S
+            return None
+        if digit == "0":
+            return self._transfer_reply("dtmf-0")
+        return await self._dialogue.on_digits(digit)
+
+    def _take_digits(self) -> str:
+        digits, self._digits = self._digits, ""
+        return digits
+
+    def _transfer_reply(self, reason: str, message: str | None = None) -> Reply:
+        return Reply(
+            say=[message or self._config.transfer_message],
+            end="transfer",
+            target=self._config.transfer_target,
+            reason=reason,
+        )
+
+    async def _handle(self, reply: Reply) -> Outcome | None:
+        """Act on the dialogue's reply; returns an outcome when the call ends here."""
+        self._expect_digits = reply.expect_digits
+        for call in reply.tools:  # shielded from barge-in: the tool already ran
+            self._record.write(
+                "tool_call", reply_to=self._turn_no, tool=call.tool, arguments=call.arguments, result=call.result
+            )
+        if reply.end == "transfer":
+            return await self._hand_back(
+                Outcome.TRANSFERRED, reply.reason or "transfer", " ".join(reply.say), reply.target
+            )
+        if reply.end == "hangup":
+            return await self._finish(Outcome.COMPLETED, " ".join(reply.say))
+        self._start_reply(self._respond(reply))
+        return None
 
     def _reply_busy(self) -> bool:
         return self._reply_task is not None and not self._reply_task.done()
@@ -348,11 +408,50 @@ class CallSession:
         self._record.write("bot_turn", kind=kind, text=text)
         self._history.append({"role": "assistant", "content": text})
 
-    async def _answer(self, utterance: Utterance) -> None:
-        """LLM → clauses → TTS, streamed: the first clause plays while the rest generates."""
+    async def _respond(self, reply: Reply) -> None:
+        """Speak a reply: fixed sentences first, then the answer (generated and checked, or extractive)."""
         self._begin_bot_turn(reply_to=self._turn_no)
-        self._history.append({"role": "user", "content": utterance.text})
-        messages = [{"role": "system", "content": self._config.system_prompt()}, *self._history[-8:]]
+        utterance = self._utterance
+        self._history.append({"role": "user", "content": utterance.text if utterance else ""})
+        started = time.monotonic()
+        timings = {"asr_ms": utterance.asr_ms} if utterance else {}
+        sources: list[str] = []
+        interrupted = False
+        try:
+            for sentence in reply.say:
+                await self._speak_timed(sentence, started, timings)
+            if reply.answer is not None:
+                sources = reply.answer.sources
+                if self._brain.generate_answers:
+                    await self._generate_answer(reply.answer, started, timings)
+                else:
+                    await self._speak_timed(reply.answer.extractive, started, timings)
+            if not self._spoken:
+                await self._speak(self._config.fallback_message)
+        except asyncio.CancelledError:
+            interrupted = True
+            raise
+        finally:
+            text = self._heard_by_caller() if interrupted else " ".join(clause for clause, _ in self._spoken)
+            self._history.append({"role": "assistant", "content": text})
+            self._record.write(
+                "bot_turn",
+                kind="answer",
+                reply_to=self._reply_to,
+                intent=reply.intent,
+                text=text,
+                sources=sources,
+                interrupted=interrupted,
+                **{k: round(v) for k, v in timings.items()},
+            )
+
+    async def _generate_answer(self, answer: Answer, started: float, timings: dict[str, float]) -> None:
+        """LLM → clauses → grounding check → TTS, streamed; an unsupported clause is never spoken."""
+        facts = "\n".join(f"- {text}" for text in answer.evidence)
+        messages = [
+            {"role": "system", "content": f"{self._config.system_prompt()}\n\nFacts:\n{facts}"},
+            *self._history[-6:],
+        ]
         loop = asyncio.get_running_loop()
         pieces: asyncio.Queue[str | None] = asyncio.Queue()
         stop = threading.Event()
@@ -361,39 +460,31 @@ class CallSession:
             try:
                 for piece in self._engines.llm.stream_reply(messages, stop.is_set):
                     loop.call_soon_threadsafe(pieces.put_nowait, piece)
-            except Exception:  # a model failure must not kill the call; the caller gets a fallback
+            except Exception:  # a model failure must not kill the call: the extractive answer stands in
                 log.exception("call %s: LLM generation failed", self.call_id)
             finally:
                 loop.call_soon_threadsafe(pieces.put_nowait, None)
 
-        started = time.monotonic()
-        timings = {"asr_ms": utterance.asr_ms}
         splitter = ClauseSplitter()
+        spoken_before = len(self._spoken)
         generator = loop.run_in_executor(None, generate)
-        text, interrupted = "", False
         try:
-            while (piece := await pieces.get()) is not None:
-                for clause in splitter.feed(piece):
+            while True:
+                piece = await pieces.get()
+                clauses = splitter.flush() if piece is None else splitter.feed(piece)
+                for clause in clauses:
+                    invented = unsupported_facts(clause, answer.evidence, said_by_caller=answer.question)
+                    if invented:
+                        self._record.write("grounding_block", reply_to=self._reply_to, facts=len(invented))
+                        stop.set()
+                        if len(self._spoken) == spoken_before:
+                            await self._speak_timed(answer.extractive, started, timings)
+                        return
                     await self._speak_timed(clause, started, timings)
-            for clause in splitter.flush():
-                await self._speak_timed(clause, started, timings)
-            if not self._spoken:
-                await self._speak(self._config.fallback_message)
-            text = " ".join(clause for clause, _ in self._spoken)
-        except asyncio.CancelledError:
-            text, interrupted = self._heard_by_caller(), True  # barge-in: keep only what was heard
-            raise
+                if piece is None:
+                    return
         finally:
             stop.set()
-            self._history.append({"role": "assistant", "content": text})
-            self._record.write(
-                "bot_turn",
-                kind="answer",
-                reply_to=self._reply_to,
-                text=text,
-                interrupted=interrupted,
-                **{k: round(v) for k, v in timings.items()},
-            )
             await asyncio.shield(generator)
 
     async def _speak_timed(self, clause: str, started: float, timings: dict[str, float]) -> None:
@@ -416,20 +507,26 @@ class CallSession:
         await asyncio.sleep(0.2)  # let the last frames leave Asterisk's buffer
 
     async def _finish(self, outcome: Outcome, goodbye: str) -> Outcome:
+        await self._interrupt(None)
         await self._say_and_wait(goodbye)
-        self._record.write("bot_turn", text=goodbye, kind="goodbye")
+        self._record.write("bot_turn", kind="goodbye", reply_to=self._turn_no, text=goodbye)
         if self._ami:
             await self._ami.set_vars(self.call_id, {"AGENT_ACTION": "hangup"})
         return outcome
 
-    async def _hand_back(self, outcome: Outcome, reason: str, message: str) -> Outcome:
-        """Return the call to the dialplan, which routes it to the humans."""
+    async def _hand_back(self, outcome: Outcome, reason: str, message: str, target: str | None = None) -> Outcome:
+        """Return the call to the dialplan, which routes it to the humans with a one-line briefing."""
+        target = target or self._config.transfer_target
         await self._interrupt(None)
         await self._say_and_wait(message)
-        self._record.write("transfer", target=self._config.transfer_target, reason=reason)
+        briefing = self._dialogue.briefing(reason) if self._dialogue else reason
+        prefix = self._config.transfer_targets[target].briefing_prefix
+        self._record.write("bot_turn", kind="transfer", reply_to=self._turn_no, text=message)
+        self._record.write("transfer", target=target, reason=reason, briefing=briefing)
         if self._ami:
             await self._ami.set_vars(
-                self.call_id, {"AGENT_ACTION": "transfer", "AGENT_TRANSFER_TO": self._config.transfer_target}
+                self.call_id,
+                {"AGENT_ACTION": "transfer", "AGENT_TRANSFER_TO": target, "AGENT_BRIEFING": f"{prefix}: {briefing}"},
             )
         return outcome
 

@@ -58,6 +58,7 @@ class AmiLink:
             "channel": event.get("Channel", ""),
             "uniqueid": event.get("Uniqueid", ""),
             "linkedid": event.get("Linkedid", ""),
+            "caller_id": event.get("CallerIDNum", "") if event.get("CallerIDNum") != "<unknown>" else "",
         }
         if call_uuid in self._waiters:
             self._waiters[call_uuid].set()

@@ -11,9 +11,12 @@ import logging
 import signal
 import socket
 
+from agent.brain.dialogue import Brain
+from agent.brain.tools.orders import OrdersError
 from agent.call.session import CallSession
-from agent.config import AgentConfig, BoxSettings
+from agent.config import AgentConfig, BoxSettings, ConfigError, load_config
 from agent.engines import Engines
+from agent.store.db import make_engine
 from agent.telephony.ami import AmiLink
 
 log = logging.getLogger(__name__)
@@ -22,13 +25,15 @@ log = logging.getLogger(__name__)
 class AgentServer:
     def __init__(self, engines: Engines, config: AgentConfig, box: BoxSettings, host: str, port: int) -> None:
         self.engines = engines
-        self.config = config
         self.box = box
+        self.database = make_engine()
+        self.brain = self._build_brain(config)
         self.host = host
         self.port = port
         self.ami = AmiLink(box)
         self.active: set[asyncio.Task] = set()
         self._server: asyncio.Server | None = None
+        self._watcher: asyncio.Task | None = None
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         sock = writer.get_extra_info("socket")
@@ -37,14 +42,43 @@ class AgentServer:
         task = asyncio.current_task()
         self.active.add(task)
         try:
-            await CallSession(reader, writer, self.engines, self.config, self.ami).run()
+            await CallSession(reader, writer, self.engines, self.brain, self.ami).run()
         except Exception:
             log.exception("call failed; other calls are unaffected")
             writer.close()
         finally:
             self.active.discard(task)
 
+    @property
+    def config(self) -> AgentConfig:
+        return self.brain.config
+
+    def _build_brain(self, config: AgentConfig) -> Brain:
+        return Brain(config, self.database, self.engines.choices[1].path if self.engines.choices else None)
+
+    def reload(self, reason: str) -> bool:
+        """Load the config again; calls in progress keep theirs. A broken config keeps the old one."""
+        try:
+            brain = self._build_brain(load_config(self.config.directory))
+        except (ConfigError, OrdersError) as exc:
+            log.error("config not reloaded (%s), keeping the running one: %s", reason, exc)
+            return False
+        self.brain = brain
+        log.info("config reloaded (%s): %s", reason, self.config.directory)
+        return True
+
+    async def _watch_config(self, interval: float = 2.0) -> None:
+        """Reload when a file in the config directory changes (SIGHUP reloads at once)."""
+        seen = _config_stamp(self.config.directory)
+        while True:
+            await asyncio.sleep(interval)
+            stamp = _config_stamp(self.config.directory)
+            if stamp != seen:
+                seen = stamp
+                self.reload("file changed")
+
     async def start(self) -> None:
+        self._watcher = asyncio.create_task(self._watch_config())
         await self.ami.connect()
         self._server = await asyncio.start_server(self._handle, self.host, self.port, reuse_address=True)
         log.info("AudioSocket server listening on %s:%s", self.host, self.port)
@@ -55,11 +89,14 @@ class AgentServer:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reload, "SIGHUP")
         await stop.wait()
         log.info("stopping: %d call(s) in progress", len(self.active))
         await self.close()
 
     async def close(self) -> None:
+        if self._watcher:
+            self._watcher.cancel()
         if self._server:
             self._server.close()
         for task in list(self.active):
@@ -67,3 +104,8 @@ class AgentServer:
         if self.active:
             await asyncio.wait(self.active, timeout=2)
         self.ami.close()
+
+
+def _config_stamp(directory) -> tuple:
+    """(path, mtime, size) of every file under the config directory."""
+    return tuple(sorted((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in directory.rglob("*") if p.is_file()))

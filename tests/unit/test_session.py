@@ -76,6 +76,7 @@ class FakeTts:
 @pytest.fixture
 async def server(tmp_path, monkeypatch):
     monkeypatch.setattr(record_module, "CALLS_DIR", tmp_path)
+    monkeypatch.setenv("PHONE_AGENT_DB", f"sqlite:///{tmp_path / 'agent.db'}")
     engines = Engines(asr=FakeAsr(), llm=FakeLlm(), tts=FakeTts(), choices=[])
     config = load_config()
     srv = AgentServer(engines, config, BoxSettings(ami_secret=""), "127.0.0.1", 0)
@@ -185,7 +186,8 @@ async def test_question_gets_an_answer(server):
     record = read_record(caller.call_id)
     assert any(e["event"] == "caller_turn" and e["heard"] == "when are you open" for e in record)
     answer = [e for e in record if e["event"] == "bot_turn" and e.get("kind") == "answer"][0]
-    assert answer["text"] == "We are open Monday to Friday. Anything else?"
+    assert answer["text"].startswith("We are open Monday to Friday from 8 am to 6 pm")  # from the documents
+    assert answer["sources"] and answer["sources"][0].startswith("clinic.md:")
 
 
 async def test_barge_in_stops_the_bot(server):
@@ -215,9 +217,7 @@ async def test_dtmf_zero_hands_the_call_back_for_a_human(server):
 
 
 async def test_silent_caller_is_prompted_then_handed_to_a_human(server, monkeypatch):
-    server.config = server.config.__class__(
-        **{**server.config.__dict__, "silence_timeout_s": 0.5, "max_silence_prompts": 1}
-    )
+    server.brain.config = server.config.model_copy(update={"silence_timeout_s": 0.5, "max_silence_prompts": 1})
     server.engines.tts.seconds = 0.3
     caller = await Caller.connect(server.port)
     asyncio.create_task(caller.silence(6))
@@ -241,3 +241,22 @@ async def test_a_failing_model_hands_the_caller_to_a_human(server):
     transfer = [e for e in events if e["event"] == "transfer"]
     assert transfer and transfer[0]["reason"] == "agent-error"
     assert events[-1]["event"] == "call_end"
+
+
+async def test_reload_keeps_calls_on_their_config_and_rejects_broken_files(server, tmp_path):
+    import shutil
+
+    from agent.config import DEFAULT_CONFIG_DIR
+
+    config_dir = tmp_path / "cfg"
+    shutil.copytree(DEFAULT_CONFIG_DIR, config_dir)
+    server.brain = server._build_brain(server.config.model_copy(update={"directory": config_dir}))
+    in_progress = server.brain
+    path = config_dir / "agent.yaml"
+    path.write_text(path.read_text().replace("Riverside Dental Clinic", "Hillside Dental"))
+    assert server.reload("test")
+    assert server.config.business_name == "Hillside Dental"
+    assert in_progress.config.business_name == "Riverside Dental Clinic"  # what a running call holds
+    path.write_text("business_name: [broken\n")
+    assert not server.reload("test")
+    assert server.config.business_name == "Hillside Dental"
