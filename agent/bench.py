@@ -183,7 +183,29 @@ def write_report(result: dict, out_dir: Path) -> Path:
     return report
 
 
+def run_scenario_bench(args) -> int:
+    from agent.caller.suite import run_suite
+
+    subprocess.run(["bash", str(PROJECT_ROOT / "scripts" / "asterisk.sh"), "start"], check=True)
+    started = time.time()
+    result = run_suite(args.scenarios)
+    result.update(
+        started=started,
+        duration_s=round(time.time() - started, 1),
+        models=[{"role": c.role, "engine": c.engine, "model": c.model} for c in active_models()],
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "scenarios.json").write_text(json.dumps(result, indent=2, default=str))
+    print(f"task success: {result['passed']}/{result['scenarios']} = {result['success_rate']:.0%}")
+    for failure in result["failures"]:
+        print(f"  FAIL {failure['scenario']} ({failure['file']}): {'; '.join(failure['failures'])}")
+    print(f"written: {args.out / 'scenarios.json'}")
+    return 0 if result["scenarios"] else 2
+
+
 def run_bench(args) -> int:
+    if args.scenarios:
+        return run_scenario_bench(args)
     started = time.time()
     subprocess.run(["bash", str(PROJECT_ROOT / "scripts" / "asterisk.sh"), "start"], check=True)
     calls = 1 if args.quick else 5

@@ -256,17 +256,19 @@ class Dialogue:
                 pattern.search(text) for name, pattern in _RULES if name in ("move", "cancel", "book", "order_status")
             ):
                 return None  # "yes, can I move it?": the intent says more than the yes
+            if pending.appointment and re.search(r"\bkeep\b", text, re.I):
+                self.pending = None
+                return Reply(say=["Great, see you then. Is there anything else?"])
+            if no and len(text.split()) > 3:
+                return None  # "No. How many points do I have?": answer the question
+            if no:
+                self.pending = None
+                return Reply(say=["No problem. How can I help you?"])
             if yes and pending.appointment:
                 return Reply(say=["Would you like to keep it, move it, or cancel it?"])
             if yes and pending.order:
                 return self._order_status(pending.order[self.brain.orders.rules.number_column])
-            if no:
-                self.pending = None
-                return Reply(say=["No problem. How can I help you?"])
-            if pending.appointment and re.search(r"\bkeep\b", text, re.I):
-                self.pending = None
-                return Reply(say=["Great, see you then. Is there anything else?"])
-            return None  # "I want to move it" is handled by the intents, with the appointment known
+            return None
         if pending.kind == "ask_service":
             service = self._service_in(text)
             if service:

@@ -296,7 +296,6 @@ class CallSession:
                     self._utterance = utterance
                     reply = await self._dialogue.on_text(utterance.text)
                 case DtmfPressed(digit=digit):
-                    self._record.write("dtmf")  # which key is not kept: keypad entries are often numbers
                     reply = await self._on_key(digit)
                 case AgentFault(where=where):
                     self._record.write("agent_fault", where=where)
@@ -323,13 +322,21 @@ class CallSession:
             self._digits += digit
             self._digits_deadline = time.monotonic() + DIGIT_PAUSE_S
             return None
+        self._keypad_turn()
         if digit == "0":
             return self._transfer_reply("dtmf-0")
         return await self._dialogue.on_digits(digit)
 
     def _take_digits(self) -> str:
         digits, self._digits = self._digits, ""
+        self._keypad_turn()
         return digits
+
+    def _keypad_turn(self) -> None:
+        """Keypad input is a caller turn too; which keys is not recorded (often an account number)."""
+        self._turn_no += 1
+        self._utterance = None
+        self._record.write("caller_turn", n=self._turn_no, heard="[keypad]", keypad=True)
 
     def _transfer_reply(self, reason: str, message: str | None = None) -> Reply:
         return Reply(

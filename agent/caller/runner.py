@@ -150,8 +150,9 @@ class BotAudio:
 class TemporaryAgent:
     """An agent process started for one call (or test run) on a free port."""
 
-    def __init__(self, config_dir: Path | None) -> None:
+    def __init__(self, config_dir: Path | None, database: str | None = None) -> None:
         self.config_dir = config_dir
+        self.database = database  # e.g. a fresh SQLite file per test run; None: the appliance's
         self.port = _free_port()
         self.process: subprocess.Popen | None = None
 
@@ -166,7 +167,8 @@ class TemporaryAgent:
         log_path = Path(os.environ.get("PHONE_AGENT_STATE", PROJECT_ROOT / "state")) / "temp-agent.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(log_path, "ab")
-        self.process = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=self._log, stderr=subprocess.STDOUT)
+        env = {**os.environ, **({"PHONE_AGENT_DB": self.database} if self.database else {})}
+        self.process = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=self._log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

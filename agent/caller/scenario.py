@@ -31,6 +31,16 @@ class Scenario:
     turns: list[Turn]
     caller_id: str = "+15550100"
     expect: dict = field(default_factory=dict)
+    config: str | None = None  # a name under configs/ or a path; None: the default
+    appointments: list[dict] = field(default_factory=list)  # booked before the call (test agents only)
+
+    def config_dir(self) -> Path:
+        from agent.config import CONFIGS_DIR, DEFAULT_CONFIG_DIR
+
+        if not self.config:
+            return DEFAULT_CONFIG_DIR
+        candidate = Path(self.config)
+        return candidate if candidate.is_dir() else CONFIGS_DIR / self.config
 
 
 def load_scenario(path: Path) -> Scenario:
@@ -43,7 +53,7 @@ def load_scenario(path: Path) -> Scenario:
         raise ScenarioError(f"{path}{f':{mark.line + 1}' if mark else ''}: not valid YAML") from None
     if not isinstance(raw, dict):
         raise ScenarioError(f"{path}: a scenario is a mapping with name, turns and expect")
-    unknown = set(raw) - {"name", "caller_id", "turns", "expect", "description"}
+    unknown = set(raw) - {"name", "caller_id", "turns", "expect", "description", "config", "setup"}
     if unknown:
         raise ScenarioError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}")
     turns = []
@@ -78,12 +88,20 @@ def load_scenario(path: Path) -> Scenario:
         raise ScenarioError(f"{path}: expect takes {', '.join(EXPECT_KEYS)}")
     if "outcome" in expect and expect["outcome"] not in OUTCOMES:
         raise ScenarioError(f"{path}: expect.outcome is one of {', '.join(OUTCOMES)}")
+    setup = raw.get("setup") or {}
+    if not isinstance(setup, dict) or set(setup) - {"appointments"}:
+        raise ScenarioError(f"{path}: setup takes appointments: [{{service, day, time, phone}}]")
+    for index, item in enumerate(setup.get("appointments") or []):
+        if not isinstance(item, dict) or not {"service", "day", "time"} <= set(item):
+            raise ScenarioError(f"{path}: setup.appointments[{index}] needs service, day and time")
     return Scenario(
         name=str(raw.get("name") or Path(path).stem),
         path=Path(path),
         turns=turns,
         caller_id=str(raw.get("caller_id") or "+15550100"),
         expect=expect,
+        config=str(raw["config"]) if raw.get("config") else None,
+        appointments=list(setup.get("appointments") or []),
     )
 
 

@@ -164,3 +164,10 @@ async def test_webhook_success_and_fallback(shop, crm_server):
     reply = await shop.dialogue("+15550999").on_text("What's my points balance?")
     assert said(reply).startswith("Sorry, I can't reach our loyalty system")
     assert reply.tools[0].result["ok"] is False
+
+
+async def test_no_to_the_context_question_with_a_new_request(shop, crm_server):
+    dialogue = shop.dialogue("+15550123")
+    assert dialogue.opening() == "Are you calling about your order 4112?"
+    reply = await dialogue.on_text("No. How many loyalty points do I have?")
+    assert said(reply) == "You have 1250 loyalty points."
