@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from agent.brain.dates import on_day, parse_when, say_day, say_time
-from agent.brain.knowledge import Hit, KnowledgeBase
+from agent.brain.knowledge import STOPWORDS, Hit, KnowledgeBase
 from agent.brain.numbers import normalize_numbers
 from agent.brain.tools.calendar import Appointment, Calendar, SlotTaken
 from agent.brain.tools.orders import Orders
@@ -447,8 +447,9 @@ class Dialogue:
         self.pending = _Pending(kind, service=service, start=slot, appointment=moving)
         verb = f"move your {service} to" if moving else "book"
         what = "" if moving else f" for a {service}"
-        exact = when.time is not None and slot.time() == when.time and (when.day is None or slot.date() == when.day)
-        lead = "" if exact or not (when.day or when.time) else "That exact time isn't free. "
+        missed_time = when.time is not None and (slot.time() != when.time or (when.day and slot.date() != when.day))
+        missed_day = when.day is not None and slot.date() != when.day
+        lead = "That exact time isn't free. " if missed_time else "That day is fully booked. " if missed_day else ""
         return Reply(
             say=[f"{lead}I have {say_day(slot.date(), now)} at {say_time(slot.time())}{what}. Shall I {verb} it?"]
         )
@@ -505,8 +506,14 @@ class Dialogue:
 
 def extractive_answer(question: str, hits: list[Hit], max_sentences: int = 2) -> str:
     """The sentences of the best passage that share the most words with the question."""
-    words = {w[:5] for w in re.findall(r"[a-z0-9]+", question.lower()) if len(w) > 2}
+    words = _stems(question) - STOPWORDS
     sentences = re.split(r"(?<=[.!?])\s+", hits[0].passage.text)
-    scored = [(sum(w[:5] in words for w in re.findall(r"[a-z0-9]+", s.lower())), i) for i, s in enumerate(sentences)]
-    best = sorted(i for score, i in sorted(scored, reverse=True)[:max_sentences] if score > 0) or [0]
+    scores = [len(_stems(s) & words) for s in sentences]
+    top = max(scores)
+    best = [i for i, score in enumerate(scores) if score == top][:max_sentences] if top else [0]
     return " ".join(sentences[i] for i in best)
+
+
+def _stems(text: str) -> set[str]:
+    """Crude stems, enough to match "costs"/"cost" and "cleaning"/"clean" within one answer."""
+    return {re.sub(r"(ing|ed|es|s)$", "", w)[:6] for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) > 1}

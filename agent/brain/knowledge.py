@@ -13,11 +13,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SUFFIXES = (".md", ".txt")
-_STOPWORDS = set(
+STOPWORDS = set(
     """a an and are as at be by can could do does for from have how i if in is it me my of on or our
     please so that the their there this to up us was we what when where which who will with would you your
     hi hello yes no okay ok um uh tell know like want need just about""".split()
 )
+
+
+# Callers and documents use different words for the same thing; a question term
+# also searches for these (documents can add their own words, too).
+_RELATED = {
+    "located": ["address", "location"], "location": ["address"], "where": ["address"],
+    "directions": ["address"], "find": ["address"],
+    "cost": ["price", "prices"], "price": ["cost", "costs"], "much": ["cost", "costs", "price"], "fee": ["cost", "price"],
+    "open": ["hours"], "close": ["hours", "closed"], "closing": ["hours"], "hours": ["open"],
+    "pay": ["payment", "accept"], "card": ["payment", "accept"], "insured": ["insurance"],
+    "refund": ["return", "returns"], "send": ["return", "shipping"], "delivery": ["shipping"],
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -77,10 +89,11 @@ class KnowledgeBase:
         return cls(passages)
 
     def search(self, query: str, limit: int = 3) -> list[Hit]:
-        terms = [t for t in re.findall(r"[a-z0-9]+", query.lower()) if t not in _STOPWORDS]
+        terms = [t for t in re.findall(r"[a-z0-9]+", query.lower()) if t not in STOPWORDS]
         if not terms:
             return []
-        match = " OR ".join(f'"{t}"' for t in dict.fromkeys(terms))
+        expanded = [*terms, *(r for t in terms for r in _RELATED.get(t, []))]
+        match = " OR ".join(f'"{t}"' for t in dict.fromkeys(expanded))
         rows = self._db.execute(
             "SELECT rowid, bm25(passages, 2.0, 1.0) FROM passages WHERE passages MATCH ? ORDER BY 2 LIMIT ?",
             (match, limit),

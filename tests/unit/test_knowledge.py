@@ -43,3 +43,7 @@ def test_nothing_relevant_returns_nothing(kb):
 def test_split_passages_headings_and_paragraphs():
     parts = split_passages("# A\none\ntwo\n\nthree\n## B\n- four\n", "x.md")
     assert parts == [("A", "one two", 2), ("A", "three", 5), ("B", "four", 7)]
+
+
+def test_related_words_bridge_callers_and_documents(kb):
+    assert kb.search("Where are you located?")[0].passage.title == "Address and parking"
