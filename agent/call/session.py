@@ -138,8 +138,9 @@ class CallSession:
             log.warning("call %s: connection error: %s", self.call_id, errors.exceptions[0])
             self.outcome = self.outcome or Outcome.ERROR
         finally:
-            if self._reply_task:
-                self._reply_task.cancel()
+            if self._reply_task and not self._reply_task.done():
+                self._reply_task.cancel()  # its record of what was heard is written before the record closes
+                await asyncio.wait([self._reply_task], timeout=1.0)
             self._close_socket()
             if self._ami:
                 self._ami.forget(self.call_id)

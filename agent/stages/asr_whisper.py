@@ -53,6 +53,7 @@ class WhisperTranscriber:
             audio,
             language="en",
             beam_size=1,
+            temperature=0.0,  # deterministic: no sampling fallback on hard audio
             vad_filter=False,
             condition_on_previous_text=False,
             without_timestamps=True,

@@ -27,8 +27,8 @@ def box():
 
 
 @pytest.fixture(scope="session")
-def agent(box):
-    process = TemporaryAgent(DEFAULT_CONFIG_DIR)
+def agent(box, tmp_path_factory):
+    process = TemporaryAgent(DEFAULT_CONFIG_DIR, database=f"sqlite:///{tmp_path_factory.mktemp('db') / 'agent.db'}")
     process.start()
     yield process
     process.stop()
