@@ -496,9 +496,9 @@ class CallSession:
             await asyncio.shield(generator)
 
     async def _speak_timed(self, clause: str, started: float, timings: dict[str, float]) -> None:
-        timings.setdefault("llm_first_clause_ms", (time.monotonic() - started) * 1000)
+        timings.setdefault("text_ready_ms", (time.monotonic() - started) * 1000)  # decision/LLM until words exist
         if await self._speak(clause):
-            timings.setdefault("tts_first_audio_ms", (time.monotonic() - started) * 1000)
+            timings.setdefault("first_audio_ms", (time.monotonic() - started) * 1000)  # + TTS until audio is queued
 
     # ---- ending the call --------------------------------------------------
 
