@@ -11,6 +11,7 @@ a number, day or month the evidence does not contain (agent/brain/grounding.py).
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import re
@@ -28,6 +29,7 @@ from agent.brain.tools.calendar import Appointment, Calendar, SlotTaken
 from agent.brain.tools.orders import Orders
 from agent.brain.tools.webhooks import call_webhook
 from agent.config import AgentConfig
+from agent.stages.base import ChatModel
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,12 @@ _RULES: list[tuple[str, re.Pattern]] = [
         ("order_status", r"\b(my order|order number|order status|the order|package|parcel|delivery|shipped|shipping|tracking|where is my)\b"),
     ]
 ]  # fmt: skip
+INTENTS = ["book", "move", "cancel", "order_status", "human", "goodbye", "question", "other"]
+INTENT_SCHEMA = {
+    "type": "object",
+    "properties": {"intent": {"type": "string", "enum": INTENTS}},
+    "required": ["intent"],
+}
 _YES = re.compile(
     r"^\W*(yes|yeah|yep|yup|sure|correct|right|please do|please|ok(ay)?|that'?s (fine|right|good|correct|great)|sounds good|perfect|go ahead|do it|great)\b",
     re.I,
@@ -103,7 +111,13 @@ class _Pending:
 class Brain:
     """Everything a call needs that is built once per config: knowledge, tools, sentiment."""
 
-    def __init__(self, config: AgentConfig, engine: Engine | None = None, llm_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        config: AgentConfig,
+        engine: Engine | None = None,
+        llm_path: Path | None = None,
+        llm: ChatModel | None = None,
+    ) -> None:
         self.config = config
         self.knowledge = KnowledgeBase.from_directory(config.knowledge_dir)
         tools = config.tools
@@ -116,6 +130,8 @@ class Brain:
         )
         if config.answer_style == "grounded" and not self.generate_answers:
             log.info("answers are extractive: the configured model is small (configure a larger GGUF to phrase them)")
+        # a model trusted to phrase answers is also asked (JSON-constrained) when the rules find nothing
+        self.llm = llm if self.generate_answers else None
 
     def dialogue(self, caller_id: str | None = None, clock: Callable[[], dt.datetime] = dt.datetime.now) -> Dialogue:
         return Dialogue(self, caller_id, clock)
@@ -386,6 +402,10 @@ class Dialogue:
             if any(p.lower() in text.lower() for p in hook.trigger_phrases):
                 return await self._webhook(hook, text)
         hits = [h for h in self.brain.knowledge.search(text) if h.score >= MIN_ANSWER_SCORE]
+        if not hits and self.brain.llm is not None:
+            intent = await self._classify(text)
+            if intent not in ("question", "other"):
+                return await getattr(self, f"_intent_{intent}")(text)
         if not hits:
             if len(re.findall(r"[a-z]{3,}", text.lower())) < 2:
                 return self._not_understood()  # a mumble, not a question
@@ -394,6 +414,19 @@ class Dialogue:
         return Reply(answer=Answer(text, hits, extractive_answer(text, hits)))
 
     # ---- helpers ---------------------------------------------------------------
+
+    async def _classify(self, text: str) -> str:
+        """Ask the model which intent the rules missed; its output can only be one of INTENTS."""
+        messages = [
+            {"role": "system", "content": f"Classify the caller's request to {self.config.business_name}."},
+            {"role": "user", "content": text},
+        ]
+        try:
+            result = await asyncio.to_thread(self.brain.llm.complete_json, messages, INTENT_SCHEMA)
+        except Exception:  # a failed decision falls back to the rules' answer
+            log.exception("intent classification failed")
+            return "question"
+        return result.get("intent", "question")
 
     async def _webhook(self, hook, text: str) -> Reply:
         arguments = {}

@@ -43,6 +43,10 @@ class ChatModel(Protocol):
         """Yield text pieces as they are generated; stop early when should_stop() is true."""
         ...
 
+    def complete_json(self, messages: list[dict[str, str]], schema: dict, max_tokens: int = 64) -> dict:
+        """Return an object matching the JSON schema (grammar-constrained generation)."""
+        ...
+
 
 class Synthesizer(Protocol):
     engine: str

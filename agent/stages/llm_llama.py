@@ -7,6 +7,7 @@ Issue 5 replaces the lock with several contexts / batching.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,17 @@ class LlamaChatModel:
         self._llm.set_cache(LlamaRAMCache(capacity_bytes=256 << 20))
         self._lock = threading.Lock()
         self._max_tokens = max_tokens
+
+    def complete_json(self, messages: list[dict[str, str]], schema: dict, max_tokens: int = 64) -> dict:
+        """A decision or tool arguments: output constrained by llama.cpp to JSON matching `schema`."""
+        with self._lock:
+            result = self._llm.create_chat_completion(
+                messages=messages,
+                response_format={"type": "json_object", "schema": schema},
+                max_tokens=max_tokens,
+                temperature=0.0,
+            )
+        return json.loads(result["choices"][0]["message"]["content"])
 
     def stream_reply(self, messages: list[dict[str, str]], should_stop: StopFlag) -> Iterator[str]:
         with self._lock:

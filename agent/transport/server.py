@@ -54,7 +54,8 @@ class AgentServer:
         return self.brain.config
 
     def _build_brain(self, config: AgentConfig) -> Brain:
-        return Brain(config, self.database, self.engines.choices[1].path if self.engines.choices else None)
+        llm_path = self.engines.choices[1].path if self.engines.choices else None
+        return Brain(config, self.database, llm_path, self.engines.llm)
 
     def reload(self, reason: str) -> bool:
         """Load the config again; calls in progress keep theirs. A broken config keeps the old one."""

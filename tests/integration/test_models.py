@@ -124,3 +124,11 @@ def test_llm_stops_when_asked(llm):
             stop.set()
     assert 3 <= len(pieces) <= 4
     assert time.monotonic() - started < 30
+
+
+def test_llm_decisions_are_constrained_to_the_schema(llm):
+    from agent.brain.dialogue import INTENT_SCHEMA, INTENTS
+
+    for request in ("I want to book a cleaning", "Let me talk to a person", "blue elephants dancing"):
+        result = llm.complete_json([{"role": "user", "content": request}], INTENT_SCHEMA)
+        assert set(result) == {"intent"} and result["intent"] in INTENTS

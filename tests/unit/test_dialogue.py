@@ -186,3 +186,29 @@ async def test_part_of_day_is_not_reported_as_a_missed_time(clinic):
     dialogue = clinic.dialogue("+15550100", clock)
     reply = await dialogue.on_text("Book a check-up on Wednesday afternoon")
     assert said(reply) == "I have Wednesday the 25th at 12 pm for a check-up. Shall I book it?"
+
+
+class ScriptedJsonModel:
+    """Stands in for the LLM's constrained decision (logic test only)."""
+
+    def __init__(self, answer):
+        self.answer, self.asked = answer, []
+
+    def complete_json(self, messages, schema, max_tokens=64):
+        self.asked.append(schema)
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+async def test_a_large_model_decides_when_the_rules_find_nothing(clinic):
+    clinic.llm = ScriptedJsonModel({"intent": "book"})
+    reply = await clinic.dialogue().on_text("Could I pop round sometime for my teeth")
+    assert "What would you like to book" in said(reply)
+    assert clinic.llm.asked[0]["properties"]["intent"]["enum"][0] == "book"  # output constrained to the intents
+
+
+async def test_a_failing_decision_falls_back_to_not_found(clinic):
+    clinic.llm = ScriptedJsonModel(RuntimeError("context full"))
+    reply = await clinic.dialogue().on_text("Could I pop round sometime for my teeth")
+    assert reply.intent == "unknown"
