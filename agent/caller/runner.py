@@ -316,18 +316,21 @@ async def _run_turn(call, audio, voice, turn: Turn, next_turn: Turn | None, last
             end = await call.send_dtmf(digit)
     else:
         end = time.monotonic() + float(turn.value)
-    # wait for the reply; a silent turn waits its length (the bot may speak meanwhile)
-    wait_for = float(turn.value) + REPLY_START_TIMEOUT_S if turn.kind == "silence" else REPLY_START_TIMEOUT_S
-    reply_start = await audio.wait_start(onset if turn.kind == "silence" else end, wait_for, stop_any)
+    if turn.kind == "silence":
+        # the caller says nothing for the whole time, whatever the bot says meanwhile
+        first = await audio.wait_start(onset, float(turn.value), stop_any)
+        while time.monotonic() < end and not stop_any():
+            await asyncio.sleep(0.05)
+        if first is not None:
+            report["_bot_pcm"] = audio.pcm_between(first, time.monotonic())
+        return report, first
+    reply_start = await audio.wait_start(end, REPLY_START_TIMEOUT_S, stop_any)
     if reply_start is not None:
-        if turn.kind != "silence":
-            report["latency_ms"] = round((reply_start - end) * 1000)
+        report["latency_ms"] = round((reply_start - end) * 1000)
         if next_turn is not None and next_turn.barge_in_after is not None:
             return report, reply_start  # the next turn interrupts this reply
         reply_end = await audio.wait_end(reply_start, stop=stop_any)
         report["_bot_pcm"] = audio.pcm_between(reply_start, reply_end)
-    elif turn.kind == "silence":
-        await asyncio.sleep(max(0.0, end - time.monotonic()))
     return report, reply_start
 
 
