@@ -99,6 +99,18 @@ class Reply:
     expect_digits: bool = False
 
 
+def transfer(config: AgentConfig, reason: str, message: str | None = None, target: str | None = None) -> Reply:
+    """Hand the caller to a human: say `message`, then the dialplan queues them at `target`."""
+    return Reply(
+        say=[message or config.transfer_message],
+        end="transfer",
+        target=target or config.transfer_target,
+        reason=reason,
+        intent=reason,
+        understood=reason != "not-understood",
+    )
+
+
 @dataclass
 class _Pending:
     kind: str  # ask_service | confirm_book | ask_new_time | confirm_move | confirm_cancel | ask_order | offer_human | context
@@ -209,19 +221,12 @@ class Dialogue:
         rules = self.config.escalation
         lowered = text.lower()
         if any(p.lower() in lowered for p in rules.emergency_phrases):
-            target = rules.emergency_target or self.config.transfer_target
-            return Reply(
-                say=[rules.emergency_message], end="transfer", target=target, reason="emergency", intent="emergency"
-            )
+            return transfer(self.config, "emergency", rules.emergency_message, rules.emergency_target)
         if any(p.lower() in lowered for p in rules.upset_phrases) or (
             self.brain.sentiment.polarity_scores(text)["compound"] < rules.upset_threshold
         ):
-            return Reply(
-                say=["I'm sorry about this. Let me put you through to a colleague who can help."],
-                end="transfer",
-                target=self.config.transfer_target,
-                reason="caller-upset",
-                intent="upset",
+            return transfer(
+                self.config, "caller-upset", "I'm sorry about this. Let me put you through to a colleague who can help."
             )
         return None
 
@@ -232,13 +237,10 @@ class Dialogue:
     def _not_understood(self, say: str | None = None) -> Reply:
         self.misunderstood += 1
         if self.misunderstood >= self.config.escalation.misunderstandings:
-            return Reply(
-                say=["I'm sorry, I'm having trouble understanding. Let me connect you to a colleague."],
-                end="transfer",
-                target=self.config.transfer_target,
-                reason="not-understood",
-                intent="not_understood",
-                understood=False,
+            return transfer(
+                self.config,
+                "not-understood",
+                "I'm sorry, I'm having trouble understanding. Let me connect you to a colleague.",
             )
         self.pending = _Pending("offer_human")
         return Reply(
@@ -257,12 +259,7 @@ class Dialogue:
         now = self.clock()
         if pending.kind == "offer_human":
             if yes:
-                return Reply(
-                    say=[self.config.transfer_message],
-                    end="transfer",
-                    target=self.config.transfer_target,
-                    reason="caller-asked",
-                )
+                return transfer(self.config, "caller-asked")
             if no:
                 self.pending = None
                 return Reply(say=["Alright. Is there anything else I can help you with?"])
@@ -337,12 +334,7 @@ class Dialogue:
         return Reply(say=[f"I can only help with questions about {self.config.business_name}. What can I do for you?"])
 
     async def _intent_human(self, text: str) -> Reply:
-        return Reply(
-            say=[self.config.transfer_message],
-            end="transfer",
-            target=self.config.transfer_target,
-            reason="caller-asked",
-        )
+        return transfer(self.config, "caller-asked")
 
     async def _intent_goodbye(self, text: str) -> Reply:
         return Reply(say=[self.config.goodbye], end="hangup", reason="caller-done")

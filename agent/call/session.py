@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from agent.audio.pcm import resample
 from agent.audio.vad import SpeechDetector, SpeechSegmenter, VadEvent
-from agent.brain.dialogue import Answer, Brain, Dialogue, Reply
+from agent.brain.dialogue import Answer, Brain, Dialogue, Reply, transfer
 from agent.brain.grounding import unsupported_facts
 from agent.call.clauses import ClauseSplitter, speakable
 from agent.call.playout import FRAME, FRAME_S, Playout
@@ -272,7 +272,7 @@ class CallSession:
                     last_activity = time.monotonic()
                     self._record.write("caller_silent", prompts=silence_prompts)
                     if silence_prompts > config.max_silence_prompts:
-                        return await self._handle(self._transfer_reply("caller-silent"))
+                        return await self._handle(transfer(config, "caller-silent"))
                     self._start_reply(self._speak_fixed(config.silence_prompt, kind="silence_prompt"))
                 continue
             last_activity = time.monotonic()
@@ -300,7 +300,7 @@ class CallSession:
                     reply = await self._on_key(digit)
                 case AgentFault(where=where):
                     self._record.write("agent_fault", where=where)
-                    reply = self._transfer_reply("agent-error", config.fallback_message)
+                    reply = transfer(config, "agent-error", config.fallback_message)
                 case CallerGone(reason=reason):
                     self._record.write("caller_gone", reason=reason)
                     return Outcome.HANGUP if reason in ("hangup", "closed") else Outcome.ERROR
@@ -325,7 +325,7 @@ class CallSession:
             return None
         self._keypad_turn()
         if digit == "0":
-            return self._transfer_reply("dtmf-0")
+            return transfer(self._config, "dtmf-0")
         return await self._dialogue.on_digits(digit)
 
     def _take_digits(self) -> str:
@@ -338,14 +338,6 @@ class CallSession:
         self._turn_no += 1
         self._utterance = None
         self._record.write("caller_turn", n=self._turn_no, heard="[keypad]", keypad=True)
-
-    def _transfer_reply(self, reason: str, message: str | None = None) -> Reply:
-        return Reply(
-            say=[message or self._config.transfer_message],
-            end="transfer",
-            target=self._config.transfer_target,
-            reason=reason,
-        )
 
     async def _handle(self, reply: Reply) -> Outcome | None:
         """Act on the dialogue's reply; returns an outcome when the call ends here."""
