@@ -45,7 +45,7 @@ _RULES: list[tuple[str, re.Pattern]] = [
         ("cancel", r"\bcancel\b"),
         ("move", r"\b(reschedule|re-schedule|postpone|move (my|the|it)|change (my|the) (appointment|booking|time)|different (day|time)|another (day|time))\b"),
         ("book", r"\b(book|schedule|make an appointment|an appointment|appointment for|get an appointment|come in for|see the dentist|see a dentist)\b"),
-        ("order_status", r"\b(my order|order number|order status|the order|package|parcel|delivery|shipped|shipping|tracking|where is my)\b"),
+        ("order_status", r"\b(my order|order number|order status|the order|order \d+|status of (my |an |the )?order|package|parcel|delivery|shipped|shipping|tracking|where is my)\b"),
     ]
 ]  # fmt: skip
 INTENTS = ["book", "move", "cancel", "order_status", "human", "goodbye", "question", "other"]
@@ -60,6 +60,7 @@ _YES = re.compile(
 )
 _NO = re.compile(r"^\W*(no|nope|not really|nah|don'?t|wrong|not that|neither)\b", re.I)
 _DIGIT_RUN = re.compile(r"\b\d{3,}\b")
+_HOMOPHONES = {"for": "4", "to": "2", "too": "2", "won": "1", "ate": "8", "oh": "0"}  # "order for 112" = 4112
 
 
 @dataclass(frozen=True)
@@ -219,10 +220,9 @@ class Dialogue:
 
     def _escalation(self, text: str) -> Reply | None:
         rules = self.config.escalation
-        lowered = text.lower()
-        if any(p.lower() in lowered for p in rules.emergency_phrases):
+        if any(phrase_in(p, text) for p in rules.emergency_phrases):
             return transfer(self.config, "emergency", rules.emergency_message, rules.emergency_target)
-        if any(p.lower() in lowered for p in rules.upset_phrases) or (
+        if any(phrase_in(p, text) for p in rules.upset_phrases) or (
             self.brain.sentiment.polarity_scores(text)["compound"] < rules.upset_threshold
         ):
             return transfer(
@@ -322,10 +322,8 @@ class Dialogue:
                 return Reply(say=["Okay, I've left it as it is. Anything else?"])
             return None
         if pending.kind == "ask_order":
-            digits = _DIGIT_RUN.search(text)
-            if digits:
-                return self._order_status(digits.group())
-            return None
+            number = self._order_number(text)
+            return self._order_status(number) if number else None
         return None
 
     # ---- intents ---------------------------------------------------------------
@@ -380,9 +378,9 @@ class Dialogue:
     async def _intent_order_status(self, text: str) -> Reply:
         if not self.brain.orders:
             return await self._intent_question(text)
-        digits = _DIGIT_RUN.search(text)
-        if digits:
-            return self._order_status(digits.group())
+        number = self._order_number(text)
+        if number:
+            return self._order_status(number)
         self.pending = _Pending("ask_order")
         return Reply(
             say=["Sure. What's your order number? You can say it, or type it on your keypad and press hash."],
@@ -391,7 +389,7 @@ class Dialogue:
 
     async def _intent_question(self, text: str) -> Reply:
         for hook in self.config.tools.webhooks:
-            if any(p.lower() in text.lower() for p in hook.trigger_phrases):
+            if any(phrase_in(p, text) for p in hook.trigger_phrases):
                 return await self._webhook(hook, text)
         hits = [h for h in self.brain.knowledge.search(text) if h.score >= MIN_ANSWER_SCORE]
         if not hits and self.brain.llm is not None:
@@ -434,6 +432,18 @@ class Dialogue:
         if not result.ok and not arguments and hook.parameters.get("required"):
             self.pending = _Pending("offer_human")
         return Reply(say=[result.say], tools=[call], intent=hook.name)
+
+    def _order_number(self, text: str) -> str | None:
+        """The order number in what the caller said, tolerant of ASR homophones.
+
+        Speech recognisers write "four one one two" as "for 112"; each reading is
+        tried against the real order table and the one that exists wins.
+        """
+        candidates = [m.group() for m in _DIGIT_RUN.finditer(text)]
+        for word, digit in _HOMOPHONES.items():
+            candidates += [digit + m.group(1) for m in re.finditer(rf"\b{word}\s*(\d{{2,}})\b", text, re.I)]
+        found = next((c for c in candidates if self.brain.orders.lookup(c)), None)
+        return found or (max(candidates, key=len) if candidates else None)
 
     def _service_in(self, text: str) -> str | None:
         letters = re.sub(r"[^a-z]", "", text.lower())
@@ -537,6 +547,15 @@ def extractive_answer(question: str, hits: list[Hit], max_sentences: int = 2) ->
     top = max(scores)
     best = [i for i, score in enumerate(scores) if score == top][:max_sentences] if top else [0]
     return " ".join(sentences[i] for i in best)
+
+
+def phrase_in(phrase: str, text: str) -> bool:
+    """Whole-word phrase match that ignores case, punctuation and plural s ("points" ~ "point")."""
+
+    def words(value: str) -> str:
+        return " " + " ".join(re.sub(r"(?<=[a-z]{3})s$", "", w) for w in re.findall(r"[a-z0-9']+", value.lower())) + " "
+
+    return words(phrase) in words(text)
 
 
 def _stems(text: str) -> set[str]:

@@ -89,7 +89,12 @@ class KnowledgeBase:
         return cls(passages)
 
     def search(self, query: str, limit: int = 3) -> list[Hit]:
-        terms = [t for t in re.findall(r"[a-z0-9]+", query.lower()) if t not in STOPWORDS]
+        # single digits ("it's 7 7 3 1", "3 pm") match any passage with a number in it: leave them out
+        terms = [
+            t
+            for t in re.findall(r"[a-z0-9]+", query.lower())
+            if t not in STOPWORDS and not (t.isdigit() and len(t) < 2)
+        ]
         if not terms:
             return []
         expanded = [*terms, *(r for t in terms for r in _RELATED.get(t, []))]

@@ -95,6 +95,8 @@ def normalize_numbers(text: str) -> str:
     matching order numbers and before redaction, so "my card is four one one
     one ..." is seen as the number it is.
     """
+    # "7-7-3-1" and "4 1 1 2" (ASR's digit-by-digit spellings) are one number
+    text = re.sub(r"\b\d(?:[-\s]\d\b){2,}", lambda m: re.sub(r"[-\s]", "", m.group()), text)
     words = text.split()
     out: list[str] = []
     i = 0

@@ -212,3 +212,21 @@ async def test_a_failing_decision_falls_back_to_not_found(clinic):
     clinic.llm = ScriptedJsonModel(RuntimeError("context full"))
     reply = await clinic.dialogue().on_text("Could I pop round sometime for my teeth")
     assert reply.intent == "unknown"
+
+
+@pytest.mark.parametrize(
+    ("heard", "status"),
+    [
+        ("Can you check order 8802?", "delayed"),
+        ("Where's my order for 112?", "shipped"),  # Whisper's spelling of "four one one two"
+        ("What's the status of order 7-7-3-1?", "delivered"),
+    ],
+)
+async def test_order_numbers_as_asr_writes_them(shop, heard, status):
+    reply = await shop.dialogue().on_text(heard)
+    assert reply.tools and reply.tools[0].result.get("status") == status, said(reply)
+
+
+async def test_trigger_phrases_ignore_plurals(shop, crm_server):
+    reply = await shop.dialogue("+15550123").on_text("What's my point balance?")
+    assert reply.tools[0].tool == "loyalty_points"

@@ -47,3 +47,9 @@ def test_normalize_numbers_rewrites_digit_runs_only():
     assert normalize_numbers("double seven three four please") == "7734 please"
     assert normalize_numbers("I have two kids") == "I have two kids"
     assert normalize_numbers("at ten thirty") == "at ten thirty"
+
+
+def test_hyphenated_and_spaced_digit_runs():
+    assert normalize_numbers("it's 7-7-3-1.") == "it's 7731."
+    assert normalize_numbers("order 4 1 1 2 please") == "order 4112 please"
+    assert normalize_numbers("at 3 pm") == "at 3 pm"
