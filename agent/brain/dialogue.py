@@ -45,7 +45,7 @@ _RULES: list[tuple[str, re.Pattern]] = [
         ("cancel", r"\bcancel\b"),
         ("move", r"\b(reschedule|re-schedule|postpone|move (my|the|it)|change (my|the) (appointment|booking|time)|different (day|time)|another (day|time))\b"),
         ("book", r"\b(book|schedule|make an appointment|an appointment|appointment for|get an appointment|come in for|see the dentist|see a dentist)\b"),
-        ("order_status", r"\b(my order|order number|order status|the order|order \d+|status of (my |an |the )?order|package|parcel|delivery|shipped|shipping|tracking|where is my)\b"),
+        ("order_status", r"\b(my (order|delivery|package|parcel|shipment)|order number|order status|the order|order \d+|status of (my |an |the )?order|shipped yet|tracking|where is my)\b"),
     ]
 ]  # fmt: skip
 INTENTS = ["book", "move", "cancel", "order_status", "human", "goodbye", "question", "other"]

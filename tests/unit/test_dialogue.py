@@ -230,3 +230,8 @@ async def test_order_numbers_as_asr_writes_them(shop, heard, status):
 async def test_trigger_phrases_ignore_plurals(shop, crm_server):
     reply = await shop.dialogue("+15550123").on_text("What's my point balance?")
     assert reply.tools[0].tool == "loyalty_points"
+
+
+async def test_shipping_policy_is_a_question_not_an_order(shop):
+    reply = await shop.dialogue().on_text("How much does express shipping cost?")
+    assert reply.answer and "12 dollars" in reply.answer.extractive
