@@ -290,14 +290,14 @@ class Dialogue:
         if pending.kind in ("confirm_book", "confirm_move"):
             if yes and not no:
                 return self._commit(pending, now)
-            if no or parse_when(text, now).day or parse_when(text, now).time:
-                service = pending.service
-                when = parse_when(text, now)
-                if when.day or when.time or when.part_of_day:
-                    return self._offer_slot(
-                        service, text, moving=pending.appointment if pending.kind == "confirm_move" else None
-                    )
-                self.pending = _Pending("ask_new_time", service=service, appointment=pending.appointment)
+            when = parse_when(text, now)
+            asked_other_time = bool(when.day or when.time or when.part_of_day)
+            if asked_other_time:  # "No, actually Friday at 2 pm"
+                return self._offer_slot(
+                    pending.service, text, moving=pending.appointment if pending.kind == "confirm_move" else None
+                )
+            if no:
+                self.pending = _Pending("ask_new_time", service=pending.service, appointment=pending.appointment)
                 return Reply(say=["Which day and time would suit you better?"])
             return None
         if pending.kind == "ask_new_time":
