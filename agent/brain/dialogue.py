@@ -145,6 +145,7 @@ class Brain:
             log.info("answers are extractive: the configured model is small (configure a larger GGUF to phrase them)")
         # a model trusted to phrase answers is also asked (JSON-constrained) when the rules find nothing
         self.llm = llm if self.generate_answers else None
+        self.asr_hint = asr_hint(config)
 
     def dialogue(self, caller_id: str | None = None, clock: Callable[[], dt.datetime] = dt.datetime.now) -> Dialogue:
         return Dialogue(self, caller_id, clock)
@@ -537,6 +538,18 @@ class Dialogue:
         return Reply(
             say=[f"Order {number} is {row[orders.rules.status_column]}. {details}".strip() + extra], tools=[call]
         )
+
+
+def asr_hint(config: AgentConfig) -> str:
+    """Words this deployment expects, for speech recognisers that take a prompt."""
+    parts = [f"{config.business_name}."]
+    if config.tools.calendar:
+        services = ", ".join(config.tools.calendar.services)
+        parts.append(f"Book, move or cancel an appointment: {services}.")
+    if config.tools.orders:
+        parts.append("Order number, order status.")
+    parts += [f"{hook.description}." for hook in config.tools.webhooks]
+    return " ".join(parts)[:300]
 
 
 def extractive_answer(question: str, hits: list[Hit], max_sentences: int = 2) -> str:

@@ -212,7 +212,9 @@ class CallSession:
                             media_time += FRAME_S
                             event = segmenter.process(media_time, detector.is_speech(frame))
                             if event is VadEvent.SPEECH_START:
-                                stream = _StreamingRecognition(self._engines.asr.open_stream(), loop)
+                                stream = _StreamingRecognition(
+                                    self._engines.asr.open_stream(self._brain.asr_hint), loop
+                                )
                                 stream.add(b"".join(preroll))
                                 await self._events.put(BargeIn(time.monotonic()))
                             if stream is not None:

@@ -50,7 +50,7 @@ class VoskTranscriber:
         self._model = vosk.Model(str(model_dir))
         self._rate = sample_rate
 
-    def open_stream(self) -> VoskStream:
+    def open_stream(self, hint: str | None = None) -> VoskStream:  # Kaldi graphs take no free-text hint
         import vosk
 
         recognizer = vosk.KaldiRecognizer(self._model, self._rate)

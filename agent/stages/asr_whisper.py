@@ -17,8 +17,9 @@ from agent.stages.base import ModelMissing, Transcript
 
 
 class WhisperStream:
-    def __init__(self, owner: WhisperTranscriber) -> None:
+    def __init__(self, owner: WhisperTranscriber, hint: str | None) -> None:
         self._owner = owner
+        self._hint = hint
         self._chunks: list[bytes] = []
 
     def accept(self, pcm8k: bytes) -> None:
@@ -28,7 +29,7 @@ class WhisperStream:
         return ""  # no partials: decoding the whole buffer per frame would cost more than it gives
 
     def finish(self) -> Transcript:
-        return self._owner.transcribe(b"".join(self._chunks))
+        return self._owner.transcribe(b"".join(self._chunks), self._hint)
 
 
 class WhisperTranscriber:
@@ -42,10 +43,10 @@ class WhisperTranscriber:
         self.model = model_name
         self._model = WhisperModel(str(model_dir), device="cpu", compute_type="int8", cpu_threads=threads)
 
-    def open_stream(self) -> WhisperStream:
-        return WhisperStream(self)
+    def open_stream(self, hint: str | None = None) -> WhisperStream:
+        return WhisperStream(self, hint)
 
-    def transcribe(self, pcm8k: bytes) -> Transcript:
+    def transcribe(self, pcm8k: bytes, hint: str | None = None) -> Transcript:
         if len(pcm8k) < 3200:  # under 0.2 s: nothing to recognise
             return Transcript("", None)
         audio = to_int16(resample(pcm8k, 8000, 16000)).astype(np.float32) / 32768.0
@@ -54,6 +55,7 @@ class WhisperTranscriber:
             language="en",
             beam_size=1,
             temperature=0.0,  # deterministic: no sampling fallback on hard audio
+            initial_prompt=hint,  # the deployment's words: WER on scenario lines 14.3% → 11.3% (docs/benchmarks.md)
             vad_filter=False,
             condition_on_previous_text=False,
             without_timestamps=True,

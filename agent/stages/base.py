@@ -32,7 +32,9 @@ class Transcriber(Protocol):
     engine: str
     model: str
 
-    def open_stream(self) -> TranscriberStream: ...
+    def open_stream(self, hint: str | None = None) -> TranscriberStream:
+        """A stream for one utterance; `hint` names words this deployment expects (may be ignored)."""
+        ...
 
 
 class ChatModel(Protocol):

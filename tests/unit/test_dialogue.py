@@ -235,3 +235,8 @@ async def test_trigger_phrases_ignore_plurals(shop, crm_server):
 async def test_shipping_policy_is_a_question_not_an_order(shop):
     reply = await shop.dialogue().on_text("How much does express shipping cost?")
     assert reply.answer and "12 dollars" in reply.answer.extractive
+
+
+def test_asr_hint_names_the_deployments_words(clinic, shop):
+    assert clinic.asr_hint.startswith("Riverside Dental Clinic.") and "check-up, cleaning, filling" in clinic.asr_hint
+    assert "Order number" in shop.asr_hint and "Loyalty points" in shop.asr_hint

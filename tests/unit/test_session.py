@@ -49,7 +49,7 @@ class FakeAsr:
     def __init__(self):
         self.texts = []
 
-    def open_stream(self):
+    def open_stream(self, hint=None):
         return FakeStream(self.texts.pop(0) if self.texts else "hello")
 
 
