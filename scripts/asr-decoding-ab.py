@@ -1,0 +1,57 @@
+"""Offline A/B of faster-whisper decoding options: scenario lines and Asterisk prompts.
+
+Run: PYTHONPATH=. .venv/bin/python scripts/asr-decoding-ab.py   (about 4 minutes on 2 cores)
+The scenario lines go through G.711 like a phone line. Results: docs/benchmarks.md.
+"""
+
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+from faster_whisper import WhisperModel
+
+from agent.asr_corpus import load_prompts, word_error_rate
+from agent.audio.pcm import resample, to_int16, ulaw_decode, ulaw_encode
+from agent.brain.dialogue import asr_hint
+from agent.caller.runner import CallerVoice
+from agent.config import CONFIGS_DIR, load_config
+from agent.models import whisper_dir
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def scenario_lines() -> list[str]:
+    lines = []
+    for path in sorted((ROOT / "scenarios").rglob("*.yaml")):
+        lines += [turn["say"] for turn in yaml.safe_load(path.read_text())["turns"] if "say" in turn]
+    return lines
+
+
+def main() -> None:
+    voice = CallerVoice()
+    phone_audio = [(text, ulaw_decode(ulaw_encode(voice.speak(text)))) for text in scenario_lines()]
+    prompts = [(p.text, p.pcm()) for p in load_prompts()[::11][:50]]
+    model = WhisperModel(str(whisper_dir()), device="cpu", compute_type="int8", cpu_threads=2)
+    hint = asr_hint(load_config(CONFIGS_DIR / "clinic"))
+
+    def transcribe(pcm: bytes, beam: int, prompt: str | None) -> str:
+        audio = to_int16(resample(pcm, 8000, 16000)).astype(np.float32) / 32768
+        segments, _ = model.transcribe(
+            audio, language="en", beam_size=beam, temperature=0.0, initial_prompt=prompt,
+            condition_on_previous_text=False, without_timestamps=True, vad_filter=False,
+        )  # fmt: skip
+        return " ".join(s.text.strip() for s in segments)
+
+    for beam, prompt in [(1, None), (5, None), (1, hint), (5, hint)]:
+        results = []
+        for corpus in (phone_audio, prompts):
+            started = time.perf_counter()
+            pairs = [(text, transcribe(pcm, beam, prompt)) for text, pcm in corpus]
+            ms = (time.perf_counter() - started) / len(corpus) * 1000
+            results.append(f"WER {word_error_rate(pairs):.1%} ({ms:.0f} ms/utt)")
+        print(f"beam {beam}, hint {'yes' if prompt else 'no '}: scenario lines {results[0]}; Asterisk prompts {results[1]}")
+
+
+if __name__ == "__main__":
+    main()
