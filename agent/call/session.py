@@ -344,6 +344,8 @@ class CallSession:
     async def _handle(self, reply: Reply) -> Outcome | None:
         """Act on the dialogue's reply; returns an outcome when the call ends here."""
         self._expect_digits = reply.expect_digits
+        if not reply.expect_digits:
+            self._digits = ""  # keys half-entered before the caller spoke instead
         for call in reply.tools:  # shielded from barge-in: the tool already ran
             self._record.write(
                 "tool_call", reply_to=self._turn_no, tool=call.tool, arguments=call.arguments, result=call.result
