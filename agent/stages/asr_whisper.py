@@ -55,7 +55,7 @@ class WhisperTranscriber:
             language="en",
             beam_size=1,
             temperature=0.0,  # deterministic: no sampling fallback on hard audio
-            initial_prompt=hint,  # the deployment's words: WER on scenario lines 14.3% → 11.3% (docs/benchmarks.md)
+            initial_prompt=hint,  # the deployment's words: scenario-line WER 13.6% → 12.5% (docs/benchmarks.md)
             vad_filter=False,
             condition_on_previous_text=False,
             without_timestamps=True,
