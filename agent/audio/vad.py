@@ -39,11 +39,6 @@ class SpeechSegmenter:
         self._recent: list[tuple[float, float]] = []  # (time, seconds of speech)
         self._last_time: float | None = None
 
-    def reset(self) -> None:
-        self.in_speech = False
-        self._recent.clear()
-        self._last_time = None
-
     def process(self, now: float, is_speech: bool) -> VadEvent | None:
         step = 0.0 if self._last_time is None else max(0.0, now - self._last_time)
         self._last_time = now

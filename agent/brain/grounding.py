@@ -33,9 +33,6 @@ class Facts:
     numbers: frozenset[str]
     names: frozenset[str]  # weekdays and months
 
-    def __bool__(self) -> bool:
-        return bool(self.numbers or self.names)
-
 
 def _number_values(text: str) -> set[str]:
     values: set[str] = set()

@@ -222,9 +222,6 @@ class SipCall:
                 next_at = loop.time()
             await asyncio.sleep(max(0.0, next_at - loop.time()))
 
-    def stop_speaking(self) -> None:
-        self._tx.clear()
-
     def _send_rtp(self, pt: int, payload: bytes, marker=False, timestamp=None, advance=True) -> None:
         if not self._rtp_remote or self._rtp_transport is None:
             return
