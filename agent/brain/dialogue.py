@@ -42,6 +42,7 @@ _RULES: list[tuple[str, re.Pattern]] = [
         ("injection", r"\b(ignore (all |your |the |any |previous |prior )*(instructions|rules|prompt)|system prompt|you are now|pretend (to be|you are|you're)|jailbreak|developer mode|disregard)\b"),
         ("human", r"\b(human|real person|a person|someone real|operator|receptionist|representative|(talk|speak) (to|with) (a|an|the|someone|somebody|your)\b|live agent|an agent)\b"),
         ("goodbye", r"\b(bye|goodbye|good bye|that'?s all|that is all|nothing else|hang up)\b"),
+        ("thanks", r"^\W*(thank you|thanks|thank you very much|many thanks|great,? thanks?|cheers)\W*$"),
         ("cancel", r"\bcancel\b"),
         ("move", r"\b(reschedule|re-schedule|postpone|move (my|the|it)|change (my|the) (appointment|booking|time)|different (day|time)|another (day|time))\b"),
         ("book", r"\b(book|schedule|make an appointment|an appointment|appointment for|get an appointment|come in for|see the dentist|see a dentist)\b"),
@@ -114,7 +115,7 @@ def transfer(config: AgentConfig, reason: str, message: str | None = None, targe
 
 @dataclass
 class _Pending:
-    kind: str  # ask_service | confirm_book | ask_new_time | confirm_move | confirm_cancel | ask_order | offer_human | context
+    kind: str  # ask_service | confirm_book | ask_new_time | confirm_move | confirm_cancel | ask_order | offer_human | context | closing
     service: str | None = None
     start: dt.datetime | None = None
     appointment: Appointment | None = None
@@ -265,6 +266,10 @@ class Dialogue:
                 self.pending = None
                 return Reply(say=["Alright. Is there anything else I can help you with?"])
             return None
+        if pending.kind == "closing":  # after "anything else?": a no ends the call
+            if no and len(text.split()) <= 4:
+                return Reply(say=[self.config.goodbye], end="hangup", reason="caller-done", intent="goodbye")
+            return None
         if pending.kind == "context":
             if any(
                 pattern.search(text) for name, pattern in _RULES if name in ("move", "cancel", "book", "order_status")
@@ -334,6 +339,10 @@ class Dialogue:
 
     async def _intent_human(self, text: str) -> Reply:
         return transfer(self.config, "caller-asked")
+
+    async def _intent_thanks(self, text: str) -> Reply:
+        self.pending = _Pending("closing")
+        return Reply(say=["You're welcome! Is there anything else I can help you with?"])
 
     async def _intent_goodbye(self, text: str) -> Reply:
         return Reply(say=[self.config.goodbye], end="hangup", reason="caller-done")

@@ -240,3 +240,11 @@ async def test_shipping_policy_is_a_question_not_an_order(shop):
 def test_asr_hint_names_the_deployments_words(clinic, shop):
     assert clinic.asr_hint.startswith("Riverside Dental Clinic.") and "check-up, cleaning, filling" in clinic.asr_hint
     assert "Order number" in shop.asr_hint and "Loyalty points" in shop.asr_hint
+
+
+async def test_thanks_is_welcomed_and_no_more_ends_the_call(clinic):
+    dialogue = clinic.dialogue()
+    reply = await dialogue.on_text("Thank you.")
+    assert said(reply).startswith("You're welcome!") and reply.end is None
+    reply = await dialogue.on_text("No, that's it.")
+    assert reply.end == "hangup"
