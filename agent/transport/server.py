@@ -43,6 +43,8 @@ class AgentServer:
         self.active.add(task)
         try:
             await CallSession(reader, writer, self.engines, self.brain, self.ami).run()
+        except asyncio.CancelledError:
+            pass  # the server is stopping; the call's own cleanup has run
         except Exception:
             log.exception("call failed; other calls are unaffected")
             writer.close()
