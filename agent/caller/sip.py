@@ -250,6 +250,11 @@ class SipCall:
             message = parse_sip(data)
         except Exception:
             return
+        if message.header("call-id") != self.call_id:
+            # a late retransmission for an earlier call whose port the OS handed to us again
+            if message.status is None and message.method != "ACK":
+                self._reply(message, "481 Call/Transaction Does Not Exist")
+            return
         if message.status is not None:
             self._responses.put_nowait(message)
             return
