@@ -511,27 +511,24 @@ class CallSession:
         await asyncio.sleep(0.2)  # let the last frames leave Asterisk's buffer
 
     async def _finish(self, outcome: Outcome, goodbye: str) -> Outcome:
-        await self._interrupt(None)
-        await self._say_and_wait(goodbye)
-        self._record.write("bot_turn", kind="goodbye", reply_to=self._turn_no, text=goodbye)
-        if self._ami:
-            await self._ami.set_vars(self.call_id, {"AGENT_ACTION": "hangup"})
-        return outcome
+        return await self._end_call(outcome, goodbye, "goodbye", {"AGENT_ACTION": "hangup"})
 
     async def _hand_back(self, outcome: Outcome, reason: str, message: str, target: str | None = None) -> Outcome:
         """Return the call to the dialplan, which routes it to the humans with a one-line briefing."""
         target = target or self._config.transfer_target
-        await self._interrupt(None)
-        await self._say_and_wait(message)
         briefing = self._dialogue.briefing(reason) if self._dialogue else reason
         prefix = self._config.transfer_targets[target].briefing_prefix
-        self._record.write("bot_turn", kind="transfer", reply_to=self._turn_no, text=message)
         self._record.write("transfer", target=target, reason=reason, briefing=briefing)
+        variables = {"AGENT_ACTION": "transfer", "AGENT_TRANSFER_TO": target, "AGENT_BRIEFING": f"{prefix}: {briefing}"}
+        return await self._end_call(outcome, message, "transfer", variables)
+
+    async def _end_call(self, outcome: Outcome, message: str, kind: str, variables: dict[str, str]) -> Outcome:
+        """Say the last line in full, then tell the dialplan (over AMI) what to do with the call."""
+        await self._interrupt(None)
+        await self._say_and_wait(message)
+        self._record.write("bot_turn", kind=kind, reply_to=self._turn_no, text=message)
         if self._ami:
-            await self._ami.set_vars(
-                self.call_id,
-                {"AGENT_ACTION": "transfer", "AGENT_TRANSFER_TO": target, "AGENT_BRIEFING": f"{prefix}: {briefing}"},
-            )
+            await self._ami.set_vars(self.call_id, variables)
         return outcome
 
 
