@@ -21,6 +21,9 @@ def _setup_logging(verbose: bool) -> None:
     )
     for noisy in ("faster_whisper", "panoramisk", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    from agent.privacy import log_filter
+
+    log_filter.install()
 
 
 def cmd_run(args: argparse.Namespace) -> int:

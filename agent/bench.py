@@ -61,7 +61,7 @@ async def bench_calls(agent: TemporaryAgent, calls: int) -> dict:
     cpu_before, _ = _process_usage(agent.process.pid)
     for _ in range(calls):
         try:
-            report = await place_call(scenario, box, voice, agent.address)
+            report = await place_call(scenario, box, voice, agent.address, database=agent.database)
         except Exception as exc:  # a failed call is counted, not fatal
             print(f"  call failed: {exc}", file=sys.stderr)
             failed += 1
@@ -74,7 +74,7 @@ async def bench_calls(agent: TemporaryAgent, calls: int) -> dict:
                 parts.setdefault(key, []).append(value)
         print(f"  call: {[t['latency_ms'] for t in report['turns']]} ms", file=sys.stderr)
     for _ in range(max(1, calls // 2)):
-        report = await place_call(barge, box, voice, agent.address)
+        report = await place_call(barge, box, voice, agent.address, database=agent.database)
         barge_ms += [t["barge_in_ms"] for t in report["turns"] if t.get("barge_in_ms") is not None]
     cpu_after, rss = _process_usage(agent.process.pid)
     total_calls = calls + max(1, calls // 2)

@@ -114,6 +114,33 @@ class Tools(_Strict):
         return self
 
 
+class Retention(_Strict):
+    """How long each kind of record is kept, in days (0 = not kept at all once the call ends)."""
+
+    transcripts_days: int = Field(30, ge=0, description="turn texts, tool arguments, briefings")
+    call_records_days: int = Field(365, ge=0, description="call rows with their KPIs; aggregated per day first")
+    recordings_days: int = Field(30, ge=0, description="call recordings (only if recording is on)")
+    appointments_days: int = Field(90, ge=0, description="past appointments, counted from the appointment")
+    purge_interval_hours: float = Field(6, gt=0, description="how often the running agent purges")
+
+
+class Privacy(_Strict):
+    keep_numbers: list[str] = Field(
+        [], description="regexes of digit strings that are business identifiers (order numbers), never redacted"
+    )
+    record_calls: bool = Field(False, description="keep a WAV of each call; paused while payment data is said")
+    retention: Retention = Retention()
+
+    @model_validator(mode="after")
+    def _patterns_compile(self) -> Privacy:
+        for pattern in self.keep_numbers:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"keep_numbers: {pattern!r} is not a regular expression: {exc}") from None
+        return self
+
+
 class AgentConfig(_Strict):
     directory: Path
     business_name: str = Field(min_length=1)
@@ -135,6 +162,7 @@ class AgentConfig(_Strict):
     escalation: Escalation = Escalation()
     tools: Tools = Tools()
     endpointing: EndpointSettings = EndpointSettings()
+    privacy: Privacy = Privacy()
 
     @model_validator(mode="after")
     def _targets_exist(self) -> AgentConfig:

@@ -53,7 +53,9 @@ def main() -> None:
             pairs = [(text, transcribe(pcm, beam, hint if hinted else None)) for text, pcm, hint in corpus]
             ms = (time.perf_counter() - started) / len(corpus) * 1000
             results.append(f"WER {word_error_rate(pairs):.1%} ({ms:.0f} ms/utt)")
-        print(f"beam {beam}, hint {'yes' if hinted else 'no '}: scenario lines {results[0]}; Asterisk prompts {results[1]}")
+        print(
+            f"beam {beam}, hint {'yes' if hinted else 'no '}: scenario lines {results[0]}; Asterisk prompts {results[1]}"
+        )
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from agent.brain.tools.calendar import Appointment, Calendar, SlotTaken
 from agent.brain.tools.orders import Orders
 from agent.brain.tools.webhooks import call_webhook
 from agent.config import AgentConfig
+from agent.privacy.redact import Redactor
 from agent.stages.base import ChatModel
 
 log = logging.getLogger(__name__)
@@ -147,6 +148,7 @@ class Brain:
         # a model trusted to phrase answers is also asked (JSON-constrained) when the rules find nothing
         self.llm = llm if self.generate_answers else None
         self.asr_hint = asr_hint(config)
+        self.redactor = Redactor.from_patterns(config.privacy.keep_numbers)
 
     def dialogue(self, caller_id: str | None = None, clock: Callable[[], dt.datetime] = dt.datetime.now) -> Dialogue:
         return Dialogue(self, caller_id, clock)

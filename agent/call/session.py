@@ -22,10 +22,10 @@ from agent.brain.dialogue import Answer, Brain, Dialogue, Reply, transfer
 from agent.brain.grounding import unsupported_facts
 from agent.call.clauses import ClauseSplitter, speakable
 from agent.call.playout import FRAME, FRAME_S, Playout
-from agent.call.record import CallRecord
 from agent.engines import Engines
 from agent.protocol import audiosocket as proto
 from agent.stages.base import TranscriberStream, Transcript
+from agent.store.records import CallRecord, CallStore, discloses_ai
 from agent.telephony.ami import AmiLink
 
 log = logging.getLogger(__name__)
@@ -82,9 +82,11 @@ class CallSession:
         writer: asyncio.StreamWriter,
         engines: Engines,
         brain: Brain,
+        records: CallStore,
         ami: AmiLink | None = None,
     ) -> None:
         self._reader = reader
+        self._records = records
         self._writer = writer
         self._engines = engines
         self._brain = brain  # with its config: a call keeps the config it started with
@@ -122,10 +124,8 @@ class CallSession:
             self._writer.close()
             return Outcome.ERROR
         self.call_id = str(first.id)
-        self._record = CallRecord(self.call_id)
-        self._record.write(
-            "call_start", business=self._config.business_name, models=[c.model for c in self._engines.choices]
-        )
+        self._record = self._records.open_call(self.call_id, self._config.directory.name, self._brain.redactor)
+        self._record.write("call_start", models=[c.model for c in self._engines.choices])
         log.info("call %s: connected", self.call_id)
         try:
             async with asyncio.TaskGroup() as group:
@@ -315,6 +315,8 @@ class CallSession:
         if self._ami is None:
             return None
         info = await self._ami.channel_info(self.call_id, timeout=0.5)
+        if info:
+            self._record.write("asterisk_ids", uniqueid=info.get("uniqueid"), linkedid=info.get("linkedid"))
         return (info or {}).get("caller_id") or None
 
     async def _on_key(self, digit: str) -> Reply | None:
@@ -409,7 +411,8 @@ class CallSession:
     async def _speak_fixed(self, text: str, kind: str) -> None:
         self._begin_bot_turn()
         await self._speak(text)
-        self._record.write("bot_turn", kind=kind, text=text)
+        extra = {"disclosure": discloses_ai(text)} if kind == "greeting" else {}
+        self._record.write("bot_turn", kind=kind, text=text, **extra)
         self._history.append({"role": "assistant", "content": text})
 
     async def _respond(self, reply: Reply) -> None:

@@ -25,10 +25,11 @@ from pathlib import Path
 from panoramisk import Manager
 
 from agent.audio.pcm import rms_dbfs
-from agent.call.record import read_record
 from agent.caller.scenario import Scenario, ScenarioError, Turn, check_expectations, load_scenario
 from agent.caller.sip import SipCall, SipError
 from agent.config import PROJECT_ROOT, BoxSettings, load_box_settings, load_config
+from agent.store.db import make_engine
+from agent.store.records import read_record
 
 log = logging.getLogger(__name__)
 
@@ -209,6 +210,7 @@ async def place_call(
     agent_address: str | None = None,
     transcriber=None,
     record_path: Path | None = None,
+    database: str | None = None,
 ) -> dict:
     """Run one scenario as a real SIP call; return the report (see README for keys)."""
     call = SipCall(box.sip_host, box.sip_port, scenario.caller_id)
@@ -271,7 +273,7 @@ async def place_call(
         manager.close()
     report["call_id"] = events.agent_uuid
     report["asterisk_events"] = events.events
-    _merge_agent_record(report, events.agent_uuid)
+    await asyncio.to_thread(_merge_agent_record, report, events.agent_uuid, database)
     if transcriber is not None:
         report["greeting"] = await asyncio.to_thread(_transcribe, transcriber, greeting_pcm)
         for turn in report["turns"]:
@@ -342,9 +344,9 @@ def _describe(turn: Turn) -> str:
     return f"[silence {turn.value:g} s]"
 
 
-def _merge_agent_record(report: dict, agent_uuid: str | None) -> None:
-    """Fill heard/bot/tools per turn from the agent's call record, matched by time."""
-    record = read_record(agent_uuid) if agent_uuid else []
+def _merge_agent_record(report: dict, agent_uuid: str | None, database: str | None) -> None:
+    """Fill heard/bot/tools per turn from the agent's call record (its database), matched by time."""
+    record = read_record(agent_uuid, make_engine(database)) if agent_uuid else []
     turns = report["turns"]
     for index, turn in enumerate(turns):
         start = turn.pop("_started_wall")

@@ -51,7 +51,7 @@ async def _run_group(scenarios: list[Scenario], agent: TemporaryAgent, voice: Ca
     for scenario in scenarios:
         seed(scenario, agent.database)
         try:
-            report = await place_call(scenario, box, voice, agent.address)
+            report = await place_call(scenario, box, voice, agent.address, database=agent.database)
         except Exception as exc:  # one broken call is a failed scenario, not a failed suite
             report = {"scenario": scenario.name, "passed": False, "failures": [f"call error: {exc}"], "turns": []}
         report["file"] = str(scenario.path)

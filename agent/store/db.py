@@ -1,30 +1,41 @@
-"""The appliance database (SQLAlchemy 2.0): SQLite under state/ by default.
+"""The appliance database (SQLAlchemy 2.0): SQLite under state/ by default, PostgreSQL as an option.
 
-SQLite runs in WAL mode so the agent's writes never block readers (CLI, web
-UI), with synchronous=FULL so a committed booking survives a power cut.
+SQLite runs in WAL mode so the agent's writes never block readers (CLI,
+reports), with synchronous=FULL so a committed turn or booking survives a
+power cut (NORMAL would only lose the last commits, but those are exactly
+the turns of the calls in progress), foreign keys on (deleting a call deletes
+its turns) and a busy timeout so the CLI and the agent can write at once.
+Set PHONE_AGENT_DB=postgresql+psycopg://user@host/db for PostgreSQL.
+
+The schema is created and upgraded by alembic (agent/store/migrations).
 """
 
 from __future__ import annotations
 
 import os
+import threading
+from pathlib import Path
 
-from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy import Engine, MetaData, create_engine, event, inspect
 
 from agent.config import STATE_DIR
 
 metadata = MetaData()
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+_migrated: set[str] = set()
+_migrating = threading.Lock()
 
 
 def database_url() -> str:
     return os.environ.get("PHONE_AGENT_DB", f"sqlite:///{STATE_DIR / 'agent.db'}")
 
 
-def make_engine(url: str | None = None) -> Engine:
+def make_engine(url: str | None = None, migrate: bool = True) -> Engine:
     url = url or database_url()
     if url.startswith("sqlite:///"):
         path = url.removeprefix("sqlite:///")
         if path and path != ":memory:":
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True, mode=0o700)
     engine = create_engine(url)
     if engine.dialect.name == "sqlite":
 
@@ -37,5 +48,34 @@ def make_engine(url: str | None = None) -> Engine:
             cursor.execute("PRAGMA busy_timeout=5000")
             cursor.close()
 
-    metadata.create_all(engine)
+    if migrate:
+        upgrade(engine)
+    if url.startswith("sqlite:///") and path and path != ":memory:" and os.path.exists(path):
+        os.chmod(path, 0o600)
     return engine
+
+
+def alembic_config():
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the schema to the newest migration (once per database per process)."""
+    from alembic import command
+
+    key = engine.url.render_as_string(hide_password=False)
+    with _migrating:
+        if key in _migrated:
+            return
+        config = alembic_config()
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            tables = set(inspect(connection).get_table_names())
+            if "appointments" in tables and "alembic_version" not in tables:
+                command.stamp(config, "0001")  # a database made before migrations existed: it is revision 1
+            command.upgrade(config, "head")
+        _migrated.add(key)

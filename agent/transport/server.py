@@ -17,6 +17,7 @@ from agent.call.session import CallSession
 from agent.config import AgentConfig, BoxSettings, ConfigError, load_config
 from agent.engines import Engines
 from agent.store.db import make_engine
+from agent.store.records import CallStore
 from agent.telephony.ami import AmiLink
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,8 @@ class AgentServer:
         self.engines = engines
         self.box = box
         self.database = make_engine()
+        self.records = CallStore(self.database)
+        self.records.mark_interrupted()  # calls a crash cut off
         self.brain = self._build_brain(config)
         self.host = host
         self.port = port
@@ -42,7 +45,7 @@ class AgentServer:
         task = asyncio.current_task()
         self.active.add(task)
         try:
-            await CallSession(reader, writer, self.engines, self.brain, self.ami).run()
+            await CallSession(reader, writer, self.engines, self.brain, self.records, self.ami).run()
         except asyncio.CancelledError:
             pass  # the server is stopping; the call's own cleanup has run
         except Exception:
@@ -107,6 +110,7 @@ class AgentServer:
         if self.active:
             await asyncio.wait(self.active, timeout=2)
         self.ami.close()
+        await asyncio.to_thread(self.records.close)  # every ended call's record committed
 
 
 def _config_stamp(directory) -> tuple:

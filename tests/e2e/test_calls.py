@@ -51,7 +51,9 @@ def scenario(tmp_path, text):
 
 
 async def test_scripted_call_greets_answers_and_completes(box, agent, voice, transcriber):
-    report = await place_call(load_scenario(SCENARIOS / "demo.yaml"), box, voice, agent.address, transcriber)
+    report = await place_call(
+        load_scenario(SCENARIOS / "demo.yaml"), box, voice, agent.address, transcriber, database=agent.database
+    )
     # the greeting as the caller heard it, transcribed back from the caller-side recording
     assert "virtual assistant" in report["greeting"].lower(), report["greeting"]
     question = report["turns"][0]
@@ -79,6 +81,7 @@ turns:
         box,
         voice,
         agent.address,
+        database=agent.database,
     )
     interrupt = report["turns"][1]
     assert interrupt["barge_in_ms"] is not None, "the bot did not stop talking when the caller spoke"
@@ -92,6 +95,7 @@ async def test_dtmf_zero_goes_to_the_humans_queue(box, agent, voice, tmp_path):
         box,
         voice,
         agent.address,
+        database=agent.database,
     )
     assert report["passed"], report
     assert report["transfer_reason"] == "transfer"
@@ -103,6 +107,7 @@ async def test_caller_asking_for_a_person_is_transferred(box, agent, voice, tmp_
         box,
         voice,
         agent.address,
+        database=agent.database,
     )
     assert report["passed"], report
 

@@ -11,13 +11,12 @@ import wave
 import numpy as np
 import pytest
 
-import agent.call.record as record_module
 from agent.audio.pcm import rms_dbfs
-from agent.call.record import read_record
 from agent.config import BoxSettings, load_config
 from agent.engines import Engines
 from agent.protocol import audiosocket as proto
 from agent.stages.base import Transcript
+from agent.store.records import read_record
 from agent.transport.server import AgentServer
 
 with wave.open("/usr/share/asterisk/sounds/en/pls-hold-while-try.wav") as _w:
@@ -75,7 +74,6 @@ class FakeTts:
 
 @pytest.fixture
 async def server(tmp_path, monkeypatch):
-    monkeypatch.setattr(record_module, "CALLS_DIR", tmp_path)
     monkeypatch.setenv("PHONE_AGENT_DB", f"sqlite:///{tmp_path / 'agent.db'}")
     engines = Engines(asr=FakeAsr(), llm=FakeLlm(), tts=FakeTts(), choices=[])
     config = load_config()

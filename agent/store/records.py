@@ -1,0 +1,427 @@
+"""Call records in SQL: calls with their KPIs, turns, tool calls, transfers, other events.
+
+The call session reports events ("caller_turn", "bot_turn", ...) to a
+`CallRecord`; a single writer thread turns each into rows and commits it at
+once, so a crash loses at most the turn in progress and the event loop never
+waits on the disk. Every string is redacted before it is written. A call that
+is still "active" when the agent starts again was cut off by a crash and is
+marked "interrupted".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import queue
+import re
+import threading
+import time
+from collections.abc import Iterable
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Engine,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Table,
+    Text,
+    func,
+    insert,
+    select,
+    update,
+)
+
+from agent.privacy.redact import DEFAULT, Redactor, redact_value
+from agent.store.db import make_engine, metadata
+
+log = logging.getLogger(__name__)
+
+calls = Table(
+    "calls",
+    metadata,
+    Column("id", String(64), primary_key=True),  # the AudioSocket call UUID
+    Column("deployment", String(64), nullable=False),  # config directory name
+    Column("started_at", DateTime, nullable=False, index=True),
+    Column("ended_at", DateTime),
+    Column("status", String(16), nullable=False),  # active | ended | interrupted
+    Column("outcome", String(32)),  # completed | transferred | hangup | error | agent-crashed
+    Column("asterisk_uniqueid", String(64), index=True),  # join with Asterisk's CDR
+    Column("asterisk_linkedid", String(64), index=True),
+    Column("disclosure_played", Boolean, nullable=False, default=False),
+    Column("models", Text),
+    Column("handle_ms", Integer),
+    Column("first_audio_ms", Integer),  # call connected -> first bot audio queued
+    Column("caller_turns", Integer, nullable=False, default=0),
+    Column("bot_turns", Integer, nullable=False, default=0),
+    Column("barge_ins", Integer, nullable=False, default=0),
+    Column("asr_confidence", Float),  # mean over the caller's turns
+    Column("transferred_to", String(64)),
+    Column("transfer_reason", String(64)),
+    Column("transcript_purged", Boolean, nullable=False, default=False),
+)
+
+turns = Table(
+    "turns",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("call_id", String(64), ForeignKey("calls.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("seq", Integer, nullable=False),
+    Column("at", DateTime, nullable=False),
+    Column("speaker", String(8), nullable=False),  # caller | bot
+    Column("n", Integer),  # caller turn number
+    Column("reply_to", Integer),  # bot turn: the caller turn it answers
+    Column("kind", String(32)),  # bot: greeting | answer | goodbye | transfer | ...
+    Column("intent", String(32)),
+    Column("text", Text),  # redacted; NULL once the transcript retention has passed
+    Column("heard_text", Text),  # bot turn cut by barge-in: what the caller heard
+    Column("cut", Boolean, nullable=False, default=False),
+    Column("keypad", Boolean, nullable=False, default=False),
+    Column("sources", Text),  # knowledge passages the answer came from (JSON list)
+    Column("asr_confidence", Float),
+    Column("asr_ms", Integer),
+    Column("text_ready_ms", Integer),
+    Column("first_audio_ms", Integer),  # end of caller speech -> first bot audio
+)
+
+tool_calls = Table(
+    "tool_calls",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("call_id", String(64), ForeignKey("calls.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("seq", Integer, nullable=False),
+    Column("at", DateTime, nullable=False),
+    Column("reply_to", Integer),
+    Column("tool", String(64), nullable=False),
+    Column("arguments", Text),  # redacted JSON
+    Column("result", Text),  # redacted JSON
+)
+
+transfers = Table(
+    "transfers",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("call_id", String(64), ForeignKey("calls.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("seq", Integer, nullable=False),
+    Column("at", DateTime, nullable=False),
+    Column("target", String(64), nullable=False),
+    Column("reason", String(64), nullable=False),
+    Column("briefing", Text),  # redacted
+)
+
+call_events = Table(
+    "call_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("call_id", String(64), ForeignKey("calls.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("seq", Integer, nullable=False),
+    Column("at", DateTime, nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("data", Text),  # redacted JSON
+)
+
+daily_kpis = Table(
+    "daily_kpis",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("deployment", String(64), primary_key=True),
+    Column("calls", Integer, nullable=False),
+    Column("completed", Integer, nullable=False),
+    Column("transferred", Integer, nullable=False),
+    Column("hangups", Integer, nullable=False),
+    Column("failed", Integer, nullable=False),  # error or interrupted by a crash
+    Column("handle_ms_total", Integer, nullable=False),
+    Column("first_audio_ms_total", Integer, nullable=False),
+    Column("first_audio_calls", Integer, nullable=False),
+    Column("caller_turns", Integer, nullable=False),
+    Column("barge_ins", Integer, nullable=False),
+)
+
+_DISCLOSURE = re.compile(r"\b(virtual assistant|ai assistant|automated|artificial intelligence|a bot|an ai)\b", re.I)
+
+
+def discloses_ai(text: str | None) -> bool:
+    """Does this line tell the caller they are talking to a machine?"""
+    return bool(text and _DISCLOSURE.search(text))
+
+
+def utc(t: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(t, dt.UTC).replace(tzinfo=None)
+
+
+def epoch(at: dt.datetime) -> float:
+    return at.replace(tzinfo=dt.UTC).timestamp()
+
+
+class CallStore:
+    """The appliance's call records: one writer thread, one transaction per event."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._queue: queue.Queue[tuple | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._write_loop, name="call-records", daemon=True)
+        self._thread.start()
+
+    def open_call(self, call_id: str, deployment: str, redactor: Redactor = DEFAULT) -> CallRecord:
+        return CallRecord(self, call_id, deployment, redactor)
+
+    def mark_interrupted(self) -> int:
+        """Calls left "active" by a crash: mark them interrupted, ended at their last event."""
+        with self.engine.begin() as conn:
+            stale = conn.execute(select(calls.c.id, calls.c.started_at).where(calls.c.status == "active")).all()
+            for call_id, started in stale:
+                last = max([started] + [_last_at(conn, table, call_id) or started for table in _EVENT_TABLES])
+                conn.execute(
+                    update(calls)
+                    .where(calls.c.id == call_id)
+                    .values(status="interrupted", outcome="agent-crashed", ended_at=last)
+                )
+        if stale:
+            log.warning("%d call(s) were cut off by a crash; marked interrupted", len(stale))
+        return len(stale)
+
+    def flush(self, timeout: float = 5.0) -> None:
+        """Wait until everything reported so far is committed."""
+        done = threading.Event()
+        self._queue.put(("flush", done))
+        done.wait(timeout)
+
+    def close(self) -> None:
+        self.flush()
+        self._queue.put(None)
+        self._thread.join(5)
+
+    def submit(self, item: tuple) -> None:
+        self._queue.put(item)
+
+    def _write_loop(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if item[0] == "flush":
+                item[1].set()
+                continue
+            try:
+                with self.engine.begin() as conn:
+                    _apply(conn, *item)
+            except Exception as exc:  # one bad event must not stop the records of every call
+                log.error("call record event %s not stored: %s", item[3], type(exc).__name__)
+
+
+class CallRecord:
+    """One call's record; `write` redacts and queues, the store's thread commits."""
+
+    def __init__(self, store: CallStore, call_id: str, deployment: str, redactor: Redactor) -> None:
+        self.store = store
+        self.call_id = call_id
+        self.deployment = deployment
+        self.redactor = redactor
+        self._seq = 0
+
+    def write(self, event: str, **data) -> None:
+        self._seq += 1
+        if event == "call_start":
+            data["deployment"] = self.deployment
+        clean = redact_value(data, self.redactor)
+        self.store.submit((self.call_id, self._seq, time.time(), event, clean))
+
+    def close(self) -> None:
+        """Nothing to release: each event is committed on its own."""
+
+
+def _apply(conn, call_id: str, seq: int, t: float, event: str, data: dict) -> None:
+    at = utc(t)
+    common = {"call_id": call_id, "seq": seq, "at": at}
+    if event == "call_start":
+        conn.execute(
+            insert(calls).values(
+                id=call_id,
+                deployment=data.get("deployment", ""),
+                started_at=at,
+                status="active",
+                models=json.dumps(data.get("models", [])),
+            )
+        )
+    elif event == "asterisk_ids":
+        conn.execute(
+            update(calls)
+            .where(calls.c.id == call_id)
+            .values(asterisk_uniqueid=data.get("uniqueid") or None, asterisk_linkedid=data.get("linkedid") or None)
+        )
+    elif event == "caller_turn":
+        conn.execute(
+            insert(turns).values(
+                **common,
+                speaker="caller",
+                n=data.get("n"),
+                text=data.get("heard"),
+                keypad=bool(data.get("keypad")),
+                asr_confidence=data.get("confidence"),
+                asr_ms=data.get("asr_ms"),
+            )
+        )
+        conn.execute(update(calls).where(calls.c.id == call_id).values(caller_turns=calls.c.caller_turns + 1))
+    elif event == "bot_turn":
+        conn.execute(
+            insert(turns).values(
+                **common,
+                speaker="bot",
+                reply_to=data.get("reply_to"),
+                kind=data.get("kind"),
+                intent=data.get("intent"),
+                text=data.get("text"),
+                sources=json.dumps(data["sources"]) if data.get("sources") else None,
+                asr_ms=data.get("asr_ms"),
+                text_ready_ms=data.get("text_ready_ms"),
+                first_audio_ms=data.get("first_audio_ms"),
+            )
+        )
+        values = {"bot_turns": calls.c.bot_turns + 1}
+        if data.get("kind") == "greeting" and data.get("disclosure"):
+            values["disclosure_played"] = True
+        conn.execute(update(calls).where(calls.c.id == call_id).values(**values))
+    elif event == "first_audio":
+        conn.execute(
+            update(calls)
+            .where(calls.c.id == call_id, calls.c.first_audio_ms.is_(None))
+            .values(first_audio_ms=data.get("ms"))
+        )
+    elif event == "bot_cut":
+        last = conn.execute(
+            select(turns.c.id, turns.c.kind)
+            .where(turns.c.call_id == call_id, turns.c.speaker == "bot")
+            .order_by(turns.c.seq.desc())
+            .limit(1)
+        ).first()
+        if last is not None:
+            conn.execute(update(turns).where(turns.c.id == last.id).values(cut=True, heard_text=data.get("heard")))
+            if last.kind == "greeting":  # cut short: the disclosure counts only if the caller heard it
+                disclosed = discloses_ai(data.get("heard"))
+                conn.execute(update(calls).where(calls.c.id == call_id).values(disclosure_played=disclosed))
+        conn.execute(insert(call_events).values(**common, event=event, data=json.dumps(data)))
+    elif event == "tool_call":
+        conn.execute(
+            insert(tool_calls).values(
+                **common,
+                reply_to=data.get("reply_to"),
+                tool=data.get("tool", "?"),
+                arguments=json.dumps(data.get("arguments")),
+                result=json.dumps(data.get("result")),
+            )
+        )
+    elif event == "transfer":
+        conn.execute(
+            insert(transfers).values(
+                **common, target=data.get("target", "?"), reason=data.get("reason", "?"), briefing=data.get("briefing")
+            )
+        )
+        conn.execute(
+            update(calls)
+            .where(calls.c.id == call_id)
+            .values(transferred_to=data.get("target"), transfer_reason=data.get("reason"))
+        )
+    elif event == "call_end":
+        row = conn.execute(select(calls.c.started_at).where(calls.c.id == call_id)).first()
+        confidence = conn.execute(
+            select(func.avg(turns.c.asr_confidence)).where(turns.c.call_id == call_id, turns.c.speaker == "caller")
+        ).scalar()
+        barges = conn.execute(
+            select(func.count()).where(call_events.c.call_id == call_id, call_events.c.event == "barge_in")
+        ).scalar()
+        conn.execute(
+            update(calls)
+            .where(calls.c.id == call_id)
+            .values(
+                status="ended",
+                outcome=data.get("outcome"),
+                ended_at=at,
+                handle_ms=round((at - row.started_at).total_seconds() * 1000) if row else None,
+                asr_confidence=confidence,
+                barge_ins=barges,
+            )
+        )
+    else:
+        conn.execute(insert(call_events).values(**common, event=event, data=json.dumps(data)))
+
+
+_EVENT_TABLES = (turns, tool_calls, transfers, call_events)
+
+
+def _last_at(conn, table: Table, call_id: str) -> dt.datetime | None:
+    return conn.execute(select(func.max(table.c.at)).where(table.c.call_id == call_id)).scalar()
+
+
+# ---- reading ----------------------------------------------------------------
+
+
+def read_record(call_id: str, engine: Engine | None = None, wait_s: float = 3.0) -> list[dict]:
+    """A call's events in order, as the session reported them (redacted), for the test caller and CLI.
+
+    Waits up to `wait_s` for the call to be marked ended, since the writer
+    thread commits a moment after the call hangs up.
+    """
+    engine = engine or make_engine()
+    deadline = time.monotonic() + wait_s
+    with engine.connect() as conn:
+        while True:
+            status = conn.execute(select(calls.c.status).where(calls.c.id == call_id)).scalar()
+            if status not in (None, "active") or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+            conn.rollback()
+        if status is None:
+            return []
+        events = list(_events(conn, call_id))
+    return sorted(events, key=lambda e: e["seq"])
+
+
+def _events(conn, call_id: str) -> Iterable[dict]:
+    call = conn.execute(select(calls).where(calls.c.id == call_id)).mappings().first()
+    yield {"seq": 0, "t": epoch(call["started_at"]), "event": "call_start", "deployment": call["deployment"]}
+    for row in conn.execute(select(turns).where(turns.c.call_id == call_id)).mappings():
+        base = {"seq": row["seq"], "t": epoch(row["at"])}
+        if row["speaker"] == "caller":
+            yield {**base, "event": "caller_turn", "n": row["n"], "heard": row["text"], "keypad": row["keypad"]}
+        else:
+            timings = {k: row[k] for k in ("asr_ms", "text_ready_ms", "first_audio_ms") if row[k] is not None}
+            yield {
+                **base,
+                "event": "bot_turn",
+                "kind": row["kind"],
+                "reply_to": row["reply_to"],
+                "intent": row["intent"],
+                "text": row["text"],
+                "sources": json.loads(row["sources"]) if row["sources"] else [],
+                **timings,
+            }
+    for row in conn.execute(select(tool_calls).where(tool_calls.c.call_id == call_id)).mappings():
+        yield {
+            "seq": row["seq"],
+            "t": epoch(row["at"]),
+            "event": "tool_call",
+            "reply_to": row["reply_to"],
+            "tool": row["tool"],
+            "arguments": json.loads(row["arguments"] or "null"),
+            "result": json.loads(row["result"] or "null"),
+        }
+    for row in conn.execute(select(transfers).where(transfers.c.call_id == call_id)).mappings():
+        yield {
+            "seq": row["seq"],
+            "t": epoch(row["at"]),
+            "event": "transfer",
+            "target": row["target"],
+            "reason": row["reason"],
+            "briefing": row["briefing"],
+        }
+    for row in conn.execute(select(call_events).where(call_events.c.call_id == call_id)).mappings():
+        yield {"seq": row["seq"], "t": epoch(row["at"]), "event": row["event"], **json.loads(row["data"] or "{}")}
+    if call["status"] != "active":
+        yield {
+            "seq": 10**9,
+            "t": epoch(call["ended_at"]) if call["ended_at"] else 0.0,
+            "event": "call_end",
+            "outcome": call["outcome"],
+        }
