@@ -28,6 +28,7 @@ run: setup
 
 test: setup
 	bash scripts/asterisk.sh start
+	bash scripts/postgres.sh start
 	$(PY) -m pytest tests
 
 test-fast: venv

@@ -1,4 +1,4 @@
-"""Command line: python -m agent {run,call,models,bench}."""
+"""Command line: python -m agent {run,call,models,bench,redact,calls,purge}."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def _setup_logging(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    for noisy in ("faster_whisper", "panoramisk", "asyncio"):
+    for noisy in ("faster_whisper", "panoramisk", "asyncio", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     from agent.privacy import log_filter
 
@@ -62,6 +62,54 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return run_bench(args)
 
 
+def cmd_redact(args: argparse.Namespace) -> int:
+    """Filter stdin to stdout, one utterance per line, with the agent's own redaction rules."""
+    from agent.privacy.redact import Redactor
+
+    patterns = load_config(args.config).privacy.keep_numbers if args.config else []
+    redactor = Redactor.from_patterns(patterns)
+    for line in sys.stdin:
+        sys.stdout.write(redactor.redact(line.rstrip("\n")) + "\n")
+        sys.stdout.flush()
+    return 0
+
+
+def cmd_calls(args: argparse.Namespace) -> int:
+    from agent.store import reports
+    from agent.store.db import make_engine
+
+    engine = make_engine()
+    if args.action == "list":
+        print(reports.list_calls(engine, args.limit))
+    elif args.action == "show":
+        if not args.call:
+            print("calls show needs a call id (or its first characters)", file=sys.stderr)
+            return 2
+        try:
+            print(reports.show_call(engine, args.call))
+        except reports.UnknownCall as exc:
+            print(exc, file=sys.stderr)
+            return 1
+    else:
+        rows = reports.daily_rows(engine) if args.daily else reports.kpi_rows(engine)
+        text = reports.export(rows, args.format)
+        if args.output:
+            args.output.write_text(text, encoding="utf-8")
+            print(f"{len(rows)} rows -> {args.output}", file=sys.stderr)
+        else:
+            sys.stdout.write(text)
+    return 0
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    from agent.store.db import make_engine
+    from agent.store.retention import purge
+
+    config = load_config(args.config)
+    print(purge(make_engine(), config.privacy.retention))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m agent", description="Self-hosted AI phone agent")
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -90,6 +138,23 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--scenarios", type=Path, help="run every scenario under DIR and report the task success rate")
     bench.add_argument("--out", type=Path, default=Path("bench-results"))
     bench.set_defaults(func=cmd_bench)
+
+    redact = sub.add_parser("redact", help="redact personal data: stdin to stdout, one utterance per line")
+    redact.add_argument("--config", type=Path, help="use this deployment's business identifiers (keep_numbers)")
+    redact.set_defaults(func=cmd_redact)
+
+    calls = sub.add_parser("calls", help="call records: list, show one transcript, export KPIs")
+    calls.add_argument("action", choices=["list", "show", "export"])
+    calls.add_argument("call", nargs="?", help="call id or its first characters (show)")
+    calls.add_argument("--limit", type=int, default=20, help="list: newest N calls")
+    calls.add_argument("--format", choices=["csv", "json"], default="csv", help="export format")
+    calls.add_argument("--daily", action="store_true", help="export the per-day aggregates instead of per call")
+    calls.add_argument("--output", type=Path, help="export to this file instead of stdout")
+    calls.set_defaults(func=cmd_calls)
+
+    purge = sub.add_parser("purge", help="delete records past their retention (the agent also does this itself)")
+    purge.add_argument("--config", type=Path, help="config directory with the retention rules")
+    purge.set_defaults(func=cmd_purge)
 
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)

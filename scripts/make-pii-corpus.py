@@ -101,7 +101,7 @@ for i in range(20):
     number = f"{rng.randrange(100, 899)}{rng.randrange(10, 99)}{rng.randrange(1000, 9999)}"
     value = [f"{number[:3]}-{number[3:5]}-{number[5:]}", spoken(number, "words"), number][i % 3]
     add(rng.choice(ssn_templates).format(v=value), [(value, "SSN")])
-for i in range(5):
+for _ in range(5):
     number = f"{rng.randrange(100, 899)}-{rng.randrange(10, 99)}-{rng.randrange(1000, 9999)}"
     add(f"The number {number} is on the letter", [(number, "SSN")])
 

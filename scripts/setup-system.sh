@@ -2,10 +2,11 @@
 # Debian packages the appliance and its tests need on the host:
 # debootstrap (Asterisk root on Debian 12), Asterisk's English prompts with
 # transcripts (ASR accuracy tests), sox and espeak-ng (Korean speech for the
-# Vosk test: the registry ships only a Korean Vosk model).
+# Vosk test: the registry ships only a Korean Vosk model), nftables and iproute2
+# (the no-egress sandbox and its test). PostgreSQL comes with scripts/postgres.sh.
 set -euo pipefail
 need=()
-for pkg in debootstrap asterisk-core-sounds-en-wav sox espeak-ng; do
+for pkg in debootstrap asterisk-core-sounds-en-wav sox espeak-ng nftables iproute2; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -22,7 +22,8 @@ SILENCE_FRAME = b"\x00" * FRAME
 
 
 class Playout:
-    def __init__(self, write: Callable[[bytes], None]) -> None:
+    def __init__(self, write: Callable[[bytes], None], tap: Callable[[bytes], None] | None = None) -> None:
+        self._tap = tap  # sees every frame sent (the call recording)
         self._write = write
         self._queue: collections.deque[bytes] = collections.deque()
         self.frames_queued = 0  # total bot frames ever queued
@@ -68,6 +69,8 @@ class Playout:
             else:
                 payload = SILENCE_FRAME
             self._write(encode(Audio(payload)))
+            if self._tap:
+                self._tap(payload)
             next_at += FRAME_S
             delay = next_at - loop.time()
             if delay < -0.1:  # fell far behind (loop stalled): resync rather than burst

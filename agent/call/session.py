@@ -22,7 +22,9 @@ from agent.brain.dialogue import Answer, Brain, Dialogue, Reply, transfer
 from agent.brain.grounding import unsupported_facts
 from agent.call.clauses import ClauseSplitter, speakable
 from agent.call.playout import FRAME, FRAME_S, Playout
+from agent.call.recording import CallRecording
 from agent.engines import Engines
+from agent.privacy.redact import PAYMENT_TYPES
 from agent.protocol import audiosocket as proto
 from agent.stages.base import TranscriberStream, Transcript
 from agent.store.records import CallRecord, CallStore, discloses_ai
@@ -99,7 +101,8 @@ class CallSession:
         self._ami = ami
         self.call_id = ""
         self._events: asyncio.Queue[CallEvent] = asyncio.Queue()
-        self._playout = Playout(self._send)
+        self._recording: CallRecording | None = None  # only with privacy.record_calls
+        self._playout = Playout(self._send, tap=self._record_bot)
         self._history: list[dict[str, str]] = []
         self._reply_task: asyncio.Task | None = None
         self._record: CallRecord | None = None
@@ -126,6 +129,8 @@ class CallSession:
         self.call_id = str(first.id)
         self._record = self._records.open_call(self.call_id, self._config.directory.name, self._brain.redactor)
         self._record.write("call_start", models=[c.model for c in self._engines.choices])
+        if self._config.privacy.record_calls:
+            self._recording = CallRecording(self.call_id)
         log.info("call %s: connected", self.call_id)
         try:
             async with asyncio.TaskGroup() as group:
@@ -146,6 +151,8 @@ class CallSession:
                 self._ami.forget(self.call_id)
             self._record.write("call_end", outcome=str(self.outcome or Outcome.ERROR))
             self._record.close()
+            if self._recording:
+                self._recording.close()
             log.info("call %s: ended (%s)", self.call_id, self.outcome)
         return self.outcome or Outcome.ERROR
 
@@ -161,6 +168,10 @@ class CallSession:
                         raise proto.ProtocolError(f"first message is {type(messages[0]).__name__}, not the call id")
                     self._early = messages[1:]
                     return messages[0]
+
+    def _record_bot(self, pcm: bytes) -> None:
+        if self._recording:
+            self._recording.add_bot(pcm)
 
     def _send(self, data: bytes) -> None:
         if not self._writer.is_closing():
@@ -210,11 +221,15 @@ class CallSession:
                         while len(pending) >= FRAME:
                             frame, pending[:] = bytes(pending[:FRAME]), pending[FRAME:]
                             media_time += FRAME_S
+                            if self._recording:
+                                self._recording.add_caller(frame)
                             event = segmenter.process(media_time, detector.is_speech(frame))
                             if event is VadEvent.SPEECH_START:
                                 stream = _StreamingRecognition(
                                     self._engines.asr.open_stream(self._brain.asr_hint), loop
                                 )
+                                if self._recording:
+                                    stream.hold = self._recording.hold(self._recording.caller_frames - len(preroll) - 1)
                                 stream.add(b"".join(preroll))
                                 await self._events.put(BargeIn(time.monotonic()))
                             if stream is not None:
@@ -223,6 +238,8 @@ class CallSession:
                                 preroll.append(frame)
                             if event is VadEvent.SPEECH_END and stream is not None:
                                 ended_at = time.monotonic()
+                                if self._recording:
+                                    stream.last_frame = self._recording.caller_frames
                                 finished, stream = stream, None
                                 preroll.clear()
                                 asyncio.create_task(self._finish_utterance(finished, ended_at))
@@ -243,10 +260,16 @@ class CallSession:
             transcript = await stream.finish()
         except Exception:
             log.exception("call %s: speech recognition failed", self.call_id)
+            if self._recording and stream.hold is not None:  # unknown content: kept out of the recording
+                self._recording.release(stream.hold, silence_until=stream.last_frame)
             await self._events.put(AgentFault("asr"))
             return
         asr_ms = (time.monotonic() - ended_at) * 1000
-        await self._events.put(Utterance(transcript.text.strip(), transcript.confidence, ended_at, asr_ms))
+        text = transcript.text.strip()
+        if self._recording and stream.hold is not None:
+            payment = self._brain.redactor.kinds(text) & PAYMENT_TYPES
+            self._recording.release(stream.hold, silence_until=stream.last_frame if payment else None)
+        await self._events.put(Utterance(text, transcript.confidence, ended_at, asr_ms))
 
     # ---- conversation -----------------------------------------------------
 
@@ -346,6 +369,8 @@ class CallSession:
     async def _handle(self, reply: Reply) -> Outcome | None:
         """Act on the dialogue's reply; returns an outcome when the call ends here."""
         self._expect_digits = reply.expect_digits
+        if self._recording:
+            self._recording.paused = reply.expect_digits  # keypad entry is never recorded
         if not reply.expect_digits:
             self._digits = ""  # keys half-entered before the caller spoke instead
         for call in reply.tools:  # shielded from barge-in: the tool already ran
@@ -522,7 +547,11 @@ class CallSession:
         briefing = self._dialogue.briefing(reason) if self._dialogue else reason
         prefix = self._config.transfer_targets[target].briefing_prefix
         self._record.write("transfer", target=target, reason=reason, briefing=briefing)
-        variables = {"AGENT_ACTION": "transfer", "AGENT_TRANSFER_TO": target, "AGENT_BRIEFING": f"{prefix}: {briefing}"}
+        variables = {
+            "AGENT_ACTION": "transfer",
+            "AGENT_TRANSFER_TO": target,
+            "AGENT_BRIEFING": f"{prefix}: {self._brain.redactor.redact(briefing)}",
+        }
         return await self._end_call(outcome, message, "transfer", variables)
 
     async def _end_call(self, outcome: Outcome, message: str, kind: str, variables: dict[str, str]) -> Outcome:
@@ -537,6 +566,9 @@ class CallSession:
 
 class _StreamingRecognition:
     """Feeds one utterance to an ASR stream in a worker thread, in order, without blocking the loop."""
+
+    hold: int | None = None  # the call recording's hold on this utterance's audio
+    last_frame: int | None = None
 
     def __init__(self, stream: TranscriberStream, loop: asyncio.AbstractEventLoop) -> None:
         self._stream = stream

@@ -37,7 +37,7 @@ from sqlalchemy import (
     update,
 )
 
-from agent.privacy.redact import DEFAULT, Redactor, redact_value
+from agent.privacy.redact import DEFAULT, Redactor
 from agent.store.db import make_engine, metadata
 
 log = logging.getLogger(__name__)
@@ -150,6 +150,12 @@ def discloses_ai(text: str | None) -> bool:
     return bool(text and _DISCLOSURE.search(text))
 
 
+_SYSTEM_FIELDS = frozenset(
+    {"deployment", "models", "uniqueid", "linkedid", "kind", "intent", "sources", "target", "reason", "tool",
+     "outcome", "where"}
+)  # fmt: skip
+
+
 def utc(t: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(t, dt.UTC).replace(tzinfo=None)
 
@@ -220,12 +226,29 @@ class CallRecord:
         self.deployment = deployment
         self.redactor = redactor
         self._seq = 0
+        self._said: dict[str, str] = {}  # personal data the caller gave, value -> type: redacted wherever it recurs
+
+    def _redact(self, value):
+        if isinstance(value, dict):
+            return {k: self._redact(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._redact(v) for v in value]
+        if not isinstance(value, str):
+            return value
+        for finding in self.redactor.findings(value):
+            raw = value[finding.start : finding.end]
+            if len(raw) >= 3:
+                self._said[raw] = finding.kind
+        for raw, kind in sorted(self._said.items(), key=lambda item: -len(item[0])):
+            value = re.sub(re.escape(raw), f"[{kind}]", value, flags=re.I)
+        return self.redactor.redact(value)
 
     def write(self, event: str, **data) -> None:
         self._seq += 1
         if event == "call_start":
             data["deployment"] = self.deployment
-        clean = redact_value(data, self.redactor)
+        # every string is redacted except fields the agent itself sets (ids, names of things)
+        clean = {k: v if k in _SYSTEM_FIELDS else self._redact(v) for k, v in data.items()}
         self.store.submit((self.call_id, self._seq, time.time(), event, clean))
 
     def close(self) -> None:
@@ -283,12 +306,6 @@ def _apply(conn, call_id: str, seq: int, t: float, event: str, data: dict) -> No
         if data.get("kind") == "greeting" and data.get("disclosure"):
             values["disclosure_played"] = True
         conn.execute(update(calls).where(calls.c.id == call_id).values(**values))
-    elif event == "first_audio":
-        conn.execute(
-            update(calls)
-            .where(calls.c.id == call_id, calls.c.first_audio_ms.is_(None))
-            .values(first_audio_ms=data.get("ms"))
-        )
     elif event == "bot_cut":
         last = conn.execute(
             select(turns.c.id, turns.c.kind)
@@ -328,6 +345,9 @@ def _apply(conn, call_id: str, seq: int, t: float, event: str, data: dict) -> No
         confidence = conn.execute(
             select(func.avg(turns.c.asr_confidence)).where(turns.c.call_id == call_id, turns.c.speaker == "caller")
         ).scalar()
+        first_bot = conn.execute(
+            select(func.min(turns.c.at)).where(turns.c.call_id == call_id, turns.c.speaker == "bot")
+        ).scalar()
         barges = conn.execute(
             select(func.count()).where(call_events.c.call_id == call_id, call_events.c.event == "barge_in")
         ).scalar()
@@ -338,13 +358,18 @@ def _apply(conn, call_id: str, seq: int, t: float, event: str, data: dict) -> No
                 status="ended",
                 outcome=data.get("outcome"),
                 ended_at=at,
-                handle_ms=round((at - row.started_at).total_seconds() * 1000) if row else None,
+                handle_ms=_ms(at - row.started_at) if row else None,
                 asr_confidence=confidence,
                 barge_ins=barges,
+                first_audio_ms=_ms(first_bot - row.started_at) if row and first_bot else None,
             )
         )
     else:
         conn.execute(insert(call_events).values(**common, event=event, data=json.dumps(data)))
+
+
+def _ms(delta: dt.timedelta) -> int:
+    return round(delta.total_seconds() * 1000)
 
 
 _EVENT_TABLES = (turns, tool_calls, transfers, call_events)

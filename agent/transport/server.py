@@ -18,6 +18,7 @@ from agent.config import AgentConfig, BoxSettings, ConfigError, load_config
 from agent.engines import Engines
 from agent.store.db import make_engine
 from agent.store.records import CallStore
+from agent.store.retention import purge
 from agent.telephony.ami import AmiLink
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ class AgentServer:
         self.active: set[asyncio.Task] = set()
         self._server: asyncio.Server | None = None
         self._watcher: asyncio.Task | None = None
+        self._purger: asyncio.Task | None = None
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         sock = writer.get_extra_info("socket")
@@ -73,6 +75,17 @@ class AgentServer:
         log.info("config reloaded (%s): %s", reason, self.config.directory)
         return True
 
+    async def _purge_periodically(self) -> None:
+        """Retention: purge at start and then every purge_interval_hours (rules from the current config)."""
+        while True:
+            rules = self.config.privacy.retention
+            try:
+                report = await asyncio.to_thread(purge, self.database, rules)
+                log.info("retention purge: %s", report)
+            except Exception as exc:  # a failed purge is retried next time; calls go on
+                log.error("retention purge failed: %s", type(exc).__name__)
+            await asyncio.sleep(rules.purge_interval_hours * 3600)
+
     async def _watch_config(self, interval: float = 2.0) -> None:
         """Reload when a file in the config directory changes (SIGHUP reloads at once)."""
         seen = _config_stamp(self.config.directory)
@@ -85,6 +98,7 @@ class AgentServer:
 
     async def start(self) -> None:
         self._watcher = asyncio.create_task(self._watch_config())
+        self._purger = asyncio.create_task(self._purge_periodically())
         await self.ami.connect()
         self._server = await asyncio.start_server(self._handle, self.host, self.port, reuse_address=True)
         log.info("AudioSocket server listening on %s:%s", self.host, self.port)
@@ -101,8 +115,9 @@ class AgentServer:
         await self.close()
 
     async def close(self) -> None:
-        if self._watcher:
-            self._watcher.cancel()
+        for task in (self._watcher, self._purger):
+            if task:
+                task.cancel()
         if self._server:
             self._server.close()
         for task in list(self.active):

@@ -1,0 +1,44 @@
+"""Shared fixtures: the databases the store is tested against (SQLite and a real PostgreSQL)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from agent.config import PROJECT_ROOT
+from agent.store import db
+
+PG_ENV = PROJECT_ROOT / "state" / "postgres.env"
+
+
+def postgres_url() -> str | None:
+    """The project's PostgreSQL server (scripts/postgres.sh start, which `make test` runs)."""
+    if not PG_ENV.exists():
+        return None
+    for line in PG_ENV.read_text().splitlines():
+        if line.startswith("PHONE_AGENT_PG_URL="):
+            return line.split("=", 1)[1]
+    return None
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    """An empty database of each kind; the schema comes from the migrations when the engine is made."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'agent.db'}"
+        return
+    url = postgres_url()
+    if url is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not running: `bash scripts/postgres.sh start` (make test does this)")
+        pytest.skip("PostgreSQL not started (bash scripts/postgres.sh start)")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    db._migrated.discard(url)
+    yield url
+    db._migrated.discard(url)

@@ -1,0 +1,159 @@
+"""Call records: rows per event, redaction on the way in, crash marking, retention, KPIs, migrations.
+
+Runs against SQLite and the project's real PostgreSQL server.
+"""
+
+import datetime as dt
+import json
+import wave
+
+import numpy as np
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import select
+
+from agent.brain.tools.calendar import appointments
+from agent.call.recording import CallRecording
+from agent.config import Retention
+from agent.privacy.redact import Redactor
+from agent.store import reports
+from agent.store.db import make_engine
+from agent.store.records import CallStore, calls, daily_kpis, read_record, turns
+from agent.store.retention import purge
+from agent.store.schema import metadata
+
+CARD = "4111 1111 1111 1111"
+
+
+def record_call(store, call_id="c1", deployment="clinic", outcome="completed"):
+    record = store.open_call(call_id, deployment, Redactor())
+    record.write("call_start", models=["tiny.en"])
+    record.write("asterisk_ids", uniqueid="1700000000.1", linkedid="1700000000.1")
+    record.write("bot_turn", kind="greeting", text="Hi, I'm the virtual assistant.", disclosure=True)
+    record.write("caller_turn", n=1, heard=f"my card is {CARD} and my name is John Smith", confidence=0.8, asr_ms=300)
+    record.write("tool_call", reply_to=1, tool="loyalty_points", arguments={"phone": "+15550123456"}, result={"ok": 1})
+    record.write("bot_turn", kind="answer", reply_to=1, text="Thanks John Smith.", first_audio_ms=420)
+    record.write("barge_in", stop_ms=110)
+    record.write("transfer", target="humans", reason="asked", briefing=f"caller gave card {CARD}")
+    record.write("call_end", outcome=outcome)
+    store.flush()
+    return record
+
+
+def test_migrations_build_exactly_the_declared_schema(database_url):
+    engine = make_engine(database_url)
+    with engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+
+
+def test_each_event_becomes_rows_and_nothing_raw_is_stored(database_url):
+    engine = make_engine(database_url)
+    store = CallStore(engine)
+    record_call(store)
+    with engine.connect() as conn:
+        call = conn.execute(select(calls)).mappings().one()
+        texts = [r.text for r in conn.execute(select(turns.c.text))]
+    assert call["status"] == "ended" and call["outcome"] == "completed"
+    assert call["asterisk_uniqueid"] == "1700000000.1"
+    assert call["disclosure_played"] is True
+    assert call["caller_turns"] == 1 and call["bot_turns"] == 2 and call["barge_ins"] == 1
+    assert call["asr_confidence"] == 0.8 and call["handle_ms"] is not None and call["first_audio_ms"] is not None
+    assert "my card is [CARD_NUMBER] and my name is [NAME]" in texts
+    events = read_record("c1", engine)
+    assert [e["event"] for e in events][:3] == ["call_start", "bot_turn", "caller_turn"]
+    dump = json.dumps(events)
+    for raw in (CARD, "John Smith", "5550123456"):
+        assert raw not in dump
+    store.close()
+
+
+def test_a_call_cut_off_by_a_crash_is_marked_interrupted_at_the_next_start(database_url):
+    engine = make_engine(database_url)
+    store = CallStore(engine)
+    record = store.open_call("crashed", "clinic")
+    record.write("call_start", models=[])
+    record.write("caller_turn", n=1, heard="when are you open", confidence=0.9, asr_ms=200)
+    store.flush()
+    store.close()  # the agent dies here: no call_end
+    restarted = CallStore(make_engine(database_url))
+    assert restarted.mark_interrupted() == 1
+    with engine.connect() as conn:
+        call = conn.execute(select(calls)).mappings().one()
+    assert call["status"] == "interrupted" and call["outcome"] == "agent-crashed"
+    assert call["ended_at"] >= call["started_at"]
+    assert read_record("crashed", engine)[1]["heard"] == "when are you open"  # the ended turn survived
+    restarted.close()
+
+
+def test_purge_keeps_daily_counts_and_drops_text_then_calls(database_url, tmp_path):
+    engine = make_engine(database_url)
+    store = CallStore(engine)
+    record_call(store, "old")
+    record_call(store, "older", outcome="transferred")
+    store.close()
+    rules = Retention(transcripts_days=7, call_records_days=30, recordings_days=1, appointments_days=10)
+    with engine.begin() as conn:
+        conn.execute(
+            appointments.insert().values(
+                phone="+15550100", service="check-up", start=dt.datetime(2020, 1, 1, 9), minutes=30,
+                status="booked", created_at=dt.datetime(2019, 12, 1),
+            )
+        )  # fmt: skip
+    (tmp_path / "rec").mkdir()
+    (tmp_path / "rec" / "old.wav").write_bytes(b"RIFF")
+
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    soon = purge(engine, rules, now + dt.timedelta(days=8), tmp_path / "rec")
+    assert soon.transcripts_purged == 2 and soon.calls_deleted == 0 and soon.recordings_deleted == 1
+    assert soon.appointments_deleted == 1
+    assert all(e.get("heard") is None for e in read_record("old", engine) if e["event"] == "caller_turn")
+
+    later = purge(engine, rules, now + dt.timedelta(days=31), tmp_path / "rec")
+    assert later.calls_deleted == 2
+    with engine.connect() as conn:
+        assert conn.execute(select(calls)).first() is None
+        assert conn.execute(select(turns)).first() is None
+        day = conn.execute(select(daily_kpis)).mappings().one()
+    assert day["calls"] == 2 and day["completed"] == 1 and day["transferred"] == 1 and day["barge_ins"] == 2
+    assert purge(engine, rules, now + dt.timedelta(days=31), tmp_path / "rec").calls_deleted == 0
+
+
+def test_reports_list_show_and_export(database_url):
+    engine = make_engine(database_url)
+    store = CallStore(engine)
+    record_call(store, "3f2a9c1e-0000-4000-8000-000000000001")
+    store.close()
+    assert "completed" in reports.list_calls(engine)
+    transcript = reports.show_call(engine, "3f2a")
+    assert "caller: my card is [CARD_NUMBER]" in transcript and "transfer to humans" in transcript
+    rows = reports.kpi_rows(engine)
+    assert rows[0]["turn_latency_p50_ms"] == 420 and rows[0]["disclosure_played"] is True
+    csv_text = reports.export(rows, "csv")
+    assert csv_text.splitlines()[0].startswith("id,deployment,started_at")
+    assert json.loads(reports.export(rows, "json"))[0]["outcome"] == "completed"
+
+
+def test_recording_silences_an_utterance_with_payment_data(tmp_path):
+    recording = CallRecording("r1", tmp_path)
+    loud = (np.ones(160, dtype=np.int16) * 1000).tobytes()
+    for _ in range(100):  # two seconds of ordinary speech
+        recording.add_caller(loud)
+        recording.add_bot(loud)
+    hold = recording.hold(recording.caller_frames)
+    for _ in range(100):  # the caller reads out a card number
+        recording.add_caller(loud)
+        recording.add_bot(loud)
+    recording.release(hold, silence_until=recording.caller_frames)
+    recording.paused = True  # keypad entry
+    for _ in range(50):
+        recording.add_caller(loud)
+        recording.add_bot(loud)
+    recording.close()
+    with wave.open(str(tmp_path / "r1.wav")) as wav:
+        assert wav.getnchannels() == 2 and wav.getframerate() == 8000
+        samples = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16).reshape(-1, 2)
+    caller = samples[:, 0]
+    assert len(samples) == 250 * 160
+    assert (caller[: 100 * 160] == 1000).all()
+    assert (caller[100 * 160 :] == 0).all()
+    assert (samples[: 200 * 160, 1] == 1000).all()
