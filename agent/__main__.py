@@ -1,4 +1,4 @@
-"""Command line: python -m agent {run,call,models,bench,redact,calls,purge}."""
+"""Command line: python -m agent {run,call,models,bench,redact,calls,purge,egress}."""
 
 from __future__ import annotations
 
@@ -110,6 +110,24 @@ def cmd_purge(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_egress(args: argparse.Namespace) -> int:
+    """Print (or load) the nftables rules that fence the agent and Asterisk in."""
+    import subprocess
+
+    from agent.privacy.egress import ruleset
+
+    rules = ruleset(load_config(args.config), load_box_settings(), table=args.table)
+    if not args.apply:
+        print(rules, end="")
+        return 0
+    result = subprocess.run(["nft", "-f", "-"], input=rules, text=True, capture_output=True)
+    if result.returncode != 0:
+        print(f"nft refused the rules: {result.stderr.strip()}", file=sys.stderr)
+        return 1
+    print(f"egress rules loaded (nft table inet {args.table})", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m agent", description="Self-hosted AI phone agent")
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -155,6 +173,12 @@ def main(argv: list[str] | None = None) -> int:
     purge = sub.add_parser("purge", help="delete records past their retention (the agent also does this itself)")
     purge.add_argument("--config", type=Path, help="config directory with the retention rules")
     purge.set_defaults(func=cmd_purge)
+
+    egress = sub.add_parser("egress", help="nftables rules: the agent reaches only loopback and allowed hosts")
+    egress.add_argument("--config", type=Path, help="config directory (tools.allowed_hosts)")
+    egress.add_argument("--apply", action="store_true", help="load the rules with nft (root)")
+    egress.add_argument("--table", default="phone_agent_egress", help="nftables table name")
+    egress.set_defaults(func=cmd_egress)
 
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)

@@ -245,6 +245,10 @@ class BoxSettings:
     ami_user: str = "agent"
     ami_secret: str = ""
     agent_address: str = "127.0.0.1:9092"
+    rtp_start: int = 20000
+    rtp_end: int = 20999
+    trunk_address: str = "203.0.113.10"
+    phone_network: tuple[str, ...] = ()
 
     @property
     def agent_host_port(self) -> tuple[str, int]:
@@ -268,4 +272,8 @@ def load_box_settings() -> BoxSettings:
         ami_user=env.get("AMI_USER", "agent"),
         ami_secret=env.get("AMI_SECRET", ""),
         agent_address=env.get("AGENT_ADDRESS", "127.0.0.1:9092"),
+        rtp_start=int(env.get("RTP_START", 20000)),
+        rtp_end=int(env.get("RTP_END", 20999)),
+        trunk_address=env.get("TRUNK_ADDRESS", "203.0.113.10"),
+        phone_network=tuple(n.strip() for n in env.get("PHONE_NETWORK", "").split(",") if n.strip()),
     )

@@ -76,6 +76,13 @@ AMI_SECRET=$(head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')
 RECEPTION_SECRET=$(head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')
 EOF
     fi
+    # keys added after the file was first written get their defaults
+    grep -q '^TRUNK_ADDRESS=' "$env_file" || cat >>"$env_file" <<EOF
+# the SIP trunk provider's address: the only outside host Asterisk may reach
+TRUNK_ADDRESS=203.0.113.10
+# staff phones that take transfers (CIDRs, comma-separated; empty: none beyond loopback)
+PHONE_NETWORK=
+EOF
 }
 
 render() {

@@ -5,7 +5,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 config="${PHONE_AGENT_CONFIG:-configs/clinic}"
 mkdir -p state
-.venv/bin/python -m agent run --config "$config" 2> >(tee -a state/agent.log >&2) &
+# the agent runs in the no-egress sandbox (loopback + the config's allowed hosts) where the box allows it
+sandbox=()
+if why=$(bash scripts/sandbox.sh check 2>&1); then
+    sandbox=(bash scripts/sandbox.sh run "$config" --)
+    echo "[run] agent sandboxed: it reaches loopback and the config's allowed hosts only"
+else
+    echo "[run] WARNING: the agent runs without the network sandbox: $why" >&2
+fi
+"${sandbox[@]}" .venv/bin/python -m agent run --config "$config" 2> >(tee -a state/agent.log >&2) &
 agent=$!
 stop_agent() {
     kill -0 "$agent" 2>/dev/null || return 0

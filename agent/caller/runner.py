@@ -151,9 +151,10 @@ class BotAudio:
 class TemporaryAgent:
     """An agent process started for one call (or test run) on a free port."""
 
-    def __init__(self, config_dir: Path | None, database: str | None = None) -> None:
+    def __init__(self, config_dir: Path | None, database: str | None = None, sandboxed: bool = False) -> None:
         self.config_dir = config_dir
         self.database = database  # e.g. a fresh SQLite file per test run; None: the appliance's
+        self.sandboxed = sandboxed  # run inside scripts/sandbox.sh (egress rules from this config)
         self.port = _free_port()
         self.process: subprocess.Popen | None = None
 
@@ -165,6 +166,8 @@ class TemporaryAgent:
         cmd = [sys.executable, "-m", "agent", "run", "--host", "127.0.0.1", "--port", str(self.port)]
         if self.config_dir:
             cmd += ["--config", str(self.config_dir)]
+        if self.sandboxed:
+            cmd = ["bash", str(PROJECT_ROOT / "scripts" / "sandbox.sh"), "run", str(self.config_dir), "--", *cmd]
         log_path = Path(os.environ.get("PHONE_AGENT_STATE", PROJECT_ROOT / "state")) / "temp-agent.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(log_path, "ab")
