@@ -204,6 +204,10 @@ add("my name is Mr John Smith", [("John Smith", "NAME")])
 add("reach me at 555-0123", [("555-0123", "PHONE_NUMBER")])
 add("my number is 07700 900123", [("07700 900123", "PHONE_NUMBER")])
 add("call me on five five five oh one two three", [("five five five oh one two three", "PHONE_NUMBER")])
+# real ASR output (tiny.en) of "My card number is 4556 7375 8689 9855." in the end-to-end privacy test
+add("My card number is 4,0556,7,375,8,689,855.", [("4,0556,7,375,8,689,855", "CARD_NUMBER")])
+add("My email is going.parkeratexample.com.", [("going.parkeratexample.com", "EMAIL")])
+add("My car number is 4556737586899855.", [("4556737586899855", "CARD_NUMBER")])
 
 # negatives: business talk that must pass through unchanged
 negatives = [
@@ -267,9 +271,17 @@ negatives = [
     "It's for my daughter",
     "I'm new here",
     "The total was 89.99",
+    "Can you check orders 4112, 4113 and 4114?",
+    "order 4112, 4113, 4114",
+    "Can you email me the invoice?",
+    "I sent an email to support yesterday",
 ]
 for text in negatives:
-    keep = [w for w in ("4112", "seven seven three one", "2024118842", "5520", "4118", "$45.50") if w in text]
+    keep = [
+        w
+        for w in ("4112", "4113", "4114", "seven seven three one", "2024118842", "5520", "4118", "$45.50")
+        if w in text
+    ]
     add(text, [], keep)
 
 OUT.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")

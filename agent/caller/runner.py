@@ -28,6 +28,7 @@ from agent.audio.pcm import rms_dbfs
 from agent.caller.scenario import Scenario, ScenarioError, Turn, check_expectations, load_scenario
 from agent.caller.sip import SipCall, SipError
 from agent.config import PROJECT_ROOT, BoxSettings, load_box_settings, load_config
+from agent.privacy.redact import redact
 from agent.store.db import make_engine
 from agent.store.records import read_record
 
@@ -340,10 +341,11 @@ async def _run_turn(call, audio, voice, turn: Turn, next_turn: Turn | None, last
 
 
 def _describe(turn: Turn) -> str:
+    """The caller's line for the report, redacted like everything else the box writes down."""
     if turn.kind == "say":
-        return str(turn.value)
+        return redact(str(turn.value))
     if turn.kind == "dtmf":
-        return f"[DTMF {turn.value}]"
+        return "[DTMF]" if len(str(turn.value)) > 1 else f"[DTMF {turn.value}]"
     return f"[silence {turn.value:g} s]"
 
 

@@ -49,12 +49,19 @@ _CONTEXT = {
         re.I,
     ),
 }
+_ANNOUNCED = re.compile("|".join(_CONTEXT[kind].pattern for kind in (CARD, SSN, ACCOUNT, PHONE)) + r"|\bnumber\b", re.I)
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b")
 _TLD = r"(?:com|org|net|edu|gov|io|co|uk|de|fr|us|info|biz|me|eu|ca|au)"
 _EMAIL = re.compile(
     r"\b[\w+-]+(?:(?:\.|\s+dot\s+|_|\s+underscore\s+|-|\s+dash\s+)[\w+]+)*"
     r"(?:\s*@\s*|\s+at\s+)"
     r"[\w-]+(?:(?:\.|\s+dot\s+)[\w-]+)*(?:\.|\s+dot\s+)" + _TLD + r"\b",
+    re.I,
+)
+# "my email is going.parkeratexample.com": ASR mangles addresses; after the word e-mail, the address
+# is whatever runs to the end of the clause, if it looks like one (a dot, "dot", "at" or "@")
+_EMAIL_ANNOUNCED = re.compile(
+    r"\b(?:e-?mail|mail address)(?:\s+address)?(?:\s+is|\s+it's|'s)?\s*:?\s+(?P<address>[^,;!?]{3,80}?)(?=[,;!?]|\.\s|\.$|$)",
     re.I,
 )
 _MONTHS = (
@@ -211,14 +218,23 @@ def _digit_runs(text: str) -> Iterable[tuple[int, int, str]]:
             i += 1
             continue
         j = i + 1
+        announced = _ANNOUNCED.search(text[max(0, tokens[i][0] - 40) : tokens[i][0]]) is not None
+        grouped = False  # joined "4111, 1111" groups with nothing announced: a card, or a list of numbers
         while j < len(tokens) and _is_number_token(tokens[j][2]):
             gap = text[tokens[j - 1][1] : tokens[j][0]]
-            # "four, one, one" and "4111, 1111, 1111" are one number; "1,200" is an amount
-            comma_ok = (_single(tokens[j - 1][2]) and _single(tokens[j][2])) or (
-                _group(tokens[j - 1][2]) and _group(tokens[j][2])
-            )
-            if not (_JOIN_COMMA if comma_ok else _JOIN).fullmatch(gap):
-                break
+            if not _JOIN.fullmatch(gap):
+                # "four, one, one" is one number; "1,200" is an amount, unless a card or phone number
+                # was just announced (ASR writes "4,0556,7,375" for a card read out)
+                previous, current = tokens[j - 1][2], tokens[j][2]
+                digits_both = previous.isdigit() and current.isdigit()
+                if not _JOIN_COMMA.fullmatch(gap):
+                    break
+                if _single(previous) and _single(current) or digits_both and announced:
+                    pass
+                elif _group(previous) and _group(current):
+                    grouped = True
+                else:
+                    break
             j += 1
         run = tokens[i:j]
         while run and run[-1][2].lower() in {"double", "triple", "dash"}:
@@ -229,9 +245,12 @@ def _digit_runs(text: str) -> Iterable[tuple[int, int, str]]:
                 start -= 1
             words = " ".join(t[2] for t in run)
             digits = spoken_digits(words) if len(run) > 1 or run[0][2].isdigit() else None
-            if digits and (len(run) > 1 or run[0][2].isdigit()):
-                if not (len(run) == 1 and run[0][2].lower() in {"oh", "o"}):
-                    yield start, run[-1][1], digits
+            if digits and grouped and not (13 <= len(digits) <= 19 and _luhn(digits)):
+                for token_start, token_end, token in run:  # "orders 4112, 4113, 4114": each on its own
+                    if token.isdigit():
+                        yield token_start, token_end, token
+            elif digits and not (len(run) == 1 and run[0][2].lower() in {"oh", "o"}):
+                yield start, run[-1][1], digits
         i = max(j, i + 1)
 
 
@@ -280,6 +299,10 @@ def _ibans(text: str, _taken: list[Finding]) -> Iterable[Finding]:
 def _emails(text: str, _taken: list[Finding]) -> Iterable[Finding]:
     for m in _EMAIL.finditer(text):
         yield Finding(m.start(), m.end(), EMAIL)
+    for m in _EMAIL_ANNOUNCED.finditer(text):
+        address = m.group("address")
+        if re.search(r"@|\.\w|\bdot\b|\bat\b|at\w+\.", address, re.I):
+            yield Finding(m.start("address"), m.end("address"), EMAIL)
 
 
 def _dates_of_birth(text: str, _taken: list[Finding]) -> Iterable[Finding]:

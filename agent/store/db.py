@@ -46,6 +46,7 @@ def make_engine(url: str | None = None, migrate: bool = True) -> Engine:
             cursor.execute("PRAGMA synchronous=FULL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=5000")
+            cursor.execute("PRAGMA secure_delete=ON")  # purged text is overwritten, not left in free pages
             cursor.close()
 
     if migrate:
