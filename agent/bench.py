@@ -155,6 +155,40 @@ def bench_llm(runs: int = 3) -> float:
     return round(statistics.median(rates), 1)
 
 
+def bench_pii() -> dict:
+    """Redaction recall/precision on the labelled corpus, and its cost per utterance."""
+    from agent.privacy.evaluate import CORPUS, CORPUS_KEEP, HELDOUT, score
+    from agent.privacy.redact import Redactor
+
+    result = score()
+    redactor = Redactor.from_patterns(CORPUS_KEEP)
+    texts = [json.loads(line)["text"] for line in CORPUS.read_text(encoding="utf-8").splitlines() if line.strip()]
+    t0 = time.perf_counter()
+    for text in texts:
+        redactor.redact(text)
+    result["ms_per_utterance"] = round((time.perf_counter() - t0) * 1000 / len(texts), 3)
+    heldout = score(corpus=HELDOUT)
+    result["heldout"] = {k: heldout[k] for k in ("utterances", "labelled_values", "recall", "precision")}
+    return result
+
+
+def print_pii(pii: dict) -> None:
+    print(
+        f"PII redaction on {pii['utterances']} utterances ({pii['labelled_values']} labelled values, "
+        f"{pii['negatives']} negatives): recall {pii['recall']:.1%}, precision {pii['precision']:.1%}, "
+        f"type accuracy {pii['type_accuracy']:.1%}, {pii['ms_per_utterance']} ms per utterance"
+    )
+    held = pii["heldout"]
+    print(
+        f"  held-out set ({held['utterances']} utterances, {held['labelled_values']} values): "
+        f"recall {held['recall']:.1%}, precision {held['precision']:.1%}"
+    )
+    for miss in pii["misses"]:
+        print(f"  MISS {miss}")
+    for alarm in pii["false_alarms"]:
+        print(f"  FALSE ALARM {alarm}")
+
+
 def write_report(result: dict, out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "latest.json").write_text(json.dumps(result, indent=2))
@@ -177,6 +211,8 @@ def write_report(result: dict, out_dir: Path) -> Path:
         f"| LLM generation | {result['llm_tokens_per_s']} tokens/s |",
         f"| agent start-up (process start → listening) | {result['startup_s']} s |",
         f"| agent CPU per call / resident memory | {result['cpu_s_per_call']} s / {result['agent_rss_mb']} MB |",
+        f"| PII redaction recall / precision ({result['pii']['utterances']} utterances) | "
+        f"{result['pii']['recall']:.1%} / {result['pii']['precision']:.1%} |",
     ]
     report = out_dir / "report.md"
     report.write_text("\n".join(lines) + "\n")
@@ -206,6 +242,13 @@ def run_scenario_bench(args) -> int:
 def run_bench(args) -> int:
     if args.scenarios:
         return run_scenario_bench(args)
+    if args.pii:
+        pii = bench_pii()
+        print_pii(pii)
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "pii.json").write_text(json.dumps(pii, indent=2))
+        print(f"written: {args.out / 'pii.json'}")
+        return 0
     started = time.time()
     subprocess.run(["bash", str(PROJECT_ROOT / "scripts" / "asterisk.sh"), "start"], check=True)
     calls = 1 if args.quick else 5
@@ -223,6 +266,8 @@ def run_bench(args) -> int:
     print("TTS and LLM speed ...", file=sys.stderr)
     result["tts_rtf"] = bench_tts()
     result["llm_tokens_per_s"] = bench_llm()
+    result["pii"] = bench_pii()
+    print_pii(result["pii"])
     result.update(
         started=started,
         startup_s=startup_s,

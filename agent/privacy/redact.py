@@ -37,7 +37,7 @@ _JOIN_COMMA = re.compile(r"[\s\-.()/+,]*")
 _CONTEXT = {
     CARD: re.compile(r"\b(card|visa|master ?card|amex|american express|credit|debit|discover)\b", re.I),
     CVV: re.compile(
-        r"\b(cvv|cvc|csc|cv2|security (code|number)|verification (code|number|value)|three digits|four digits|"
+        r"\b(cvv|cvc|csc|cv2|security (code|number)|verification (code|number|value)|(three|four|3|4)[- ]digits?|"
         r"back of (the|my) card|code on the back)\b",
         re.I,
     ),
@@ -81,7 +81,7 @@ _DATE_BODY = (
     r"(?:" + _MONTHS + r")\.?(?:[\s,-]+(?:the\s+)?" + _NUMBER_WORDS + r")*)"
 )
 _DOB_CONTEXT = re.compile(
-    r"\b(?:born(?:\s+on|\s+in)?|birth ?day(?:\s+is)?|date of birth(?:\s+is)?|d\.?o\.?b\.?(?:\s+is)?)[\s:,]*"
+    r"\b(?:born(?:\s+on|\s+in)?|birth ?day(?:\s+is|'s)?|date of birth(?:\s+is)?|d\.?o\.?b\.?(?:\s+is)?)[\s:,]*"
     r"(?:is\s+)?(?:on\s+)?(?P<date>" + _DATE_BODY + r")",
     re.I,
 )
@@ -167,8 +167,10 @@ class Redactor:
             return CARD
         if any(p.fullmatch(digits) for p in self.keep_numbers):
             return None
-        if 3 <= n <= 4 and _CONTEXT[CVV].search(before):
-            return CVV
+        if 3 <= n <= 4 and (
+            _CONTEXT[CVV].search(before) or (re.search(r"\bcode\b", before, re.I) and _CONTEXT[CARD].search(text))
+        ):
+            return CVV  # "the CVV is 123", or "code 737" in a sentence about a card
         if n == 9 and (re.fullmatch(r"\d{3}-\d{2}-\d{4}", written) or _CONTEXT[SSN].search(near)):
             return SSN
         if 12 <= n <= 19 and _CONTEXT[CARD].search(before):

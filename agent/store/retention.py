@@ -8,8 +8,10 @@ rows; recordings and past appointments have their own clocks.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import logging
+import os
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,13 +35,18 @@ class PurgeReport:
     transcripts_purged: int = 0
     recordings_deleted: int = 0
     appointments_deleted: int = 0
+    asterisk_log_lines_deleted: int = 0
 
     def __str__(self) -> str:
         return ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in vars(self).items())
 
 
 def purge(
-    engine: Engine, rules: Retention, now: dt.datetime | None = None, recordings: Path | None = None
+    engine: Engine,
+    rules: Retention,
+    now: dt.datetime | None = None,
+    recordings: Path | None = None,
+    asterisk_logs: Path | None = None,
 ) -> PurgeReport:
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     report = PurgeReport()
@@ -82,7 +89,46 @@ def purge(
             if path.stat().st_mtime < cutoff_ts:
                 path.unlink()
                 report.recordings_deleted += 1
+    # Asterisk's own call records carry caller numbers: same clock as the agent's call records
+    logs = asterisk_logs or next((p for p in ASTERISK_LOG_DIRS if p.is_dir()), None)
+    if logs is not None:
+        cutoff = now - dt.timedelta(days=rules.call_records_days)
+        report.asterisk_log_lines_deleted = _trim(logs / "cdr-csv" / "Master.csv", cutoff, _cdr_time)
+        report.asterisk_log_lines_deleted += _trim(logs / "queue_log", cutoff, _queue_log_time)
     return report
+
+
+ASTERISK_LOG_DIRS = (Path("/opt/phone-agent/asterisk-root/var/log/asterisk"), Path("/var/log/asterisk"))
+
+
+def _cdr_time(line: str) -> dt.datetime | None:
+    """Master.csv: the call's start (UTC, cdr.conf usegmtime) is the first 'YYYY-MM-DD HH:MM:SS' field."""
+    for field in next(csv.reader([line]), []):
+        try:
+            return dt.datetime.strptime(field, "%Y-%m-%d %H:%M:%S")
+        except ValueError:
+            continue
+    return None
+
+
+def _queue_log_time(line: str) -> dt.datetime | None:
+    stamp = line.split("|", 1)[0]
+    return dt.datetime.fromtimestamp(int(stamp), dt.UTC).replace(tzinfo=None) if stamp.isdigit() else None
+
+
+def _trim(path: Path, cutoff: dt.datetime, stamp) -> int:
+    """Drop lines older than cutoff; Asterisk appends by reopening the file, so a replace is safe enough."""
+    if not path.is_file():
+        return 0
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)
+    keep = [line for line in lines if (stamp(line) or cutoff) >= cutoff]
+    if len(keep) == len(lines):
+        return 0
+    temporary = path.with_suffix(path.suffix + ".purge")
+    temporary.write_text("".join(keep), encoding="utf-8")
+    os.chmod(temporary, path.stat().st_mode & 0o777)
+    os.replace(temporary, path)
+    return len(lines) - len(keep)
 
 
 def _add_to_daily(conn, old_calls) -> None:

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from agent.config import PROJECT_ROOT
-from agent.privacy.evaluate import score
+from agent.privacy.evaluate import HELDOUT, score
 from agent.privacy.log_filter import CallerText, RedactingFilter
 from agent.privacy.redact import Redactor, redact, redact_keypad
 
@@ -17,6 +17,8 @@ def test_corpus_meets_the_recall_and_precision_targets():
     assert result["utterances"] >= 200
     assert result["recall"] >= 0.99, result["misses"]
     assert result["precision"] >= 0.95, result["false_alarms"]
+    heldout = score(corpus=HELDOUT)
+    assert heldout["recall"] >= 0.99 and heldout["precision"] >= 0.95, heldout
 
 
 @pytest.mark.parametrize(

@@ -101,21 +101,30 @@ def test_purge_keeps_daily_counts_and_drops_text_then_calls(database_url, tmp_pa
         )  # fmt: skip
     (tmp_path / "rec").mkdir()
     (tmp_path / "rec" / "old.wav").write_bytes(b"RIFF")
+    cdr = tmp_path / "asterisk" / "cdr-csv"
+    cdr.mkdir(parents=True)
+    (cdr / "Master.csv").write_text(
+        '"","+15550100","s","agent","x","PJSIP/a","","AudioSocket","u","2020-01-01 09:00:00","","",1,1\n'
+        '"","+15550101","s","agent","x","PJSIP/b","","AudioSocket","u","2099-01-01 09:00:00","","",1,1\n'
+    )
+    (tmp_path / "asterisk" / "queue_log").write_text("1577869200|c|humans|NONE|ENTERQUEUE||+15550100|1\n")
 
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    soon = purge(engine, rules, now + dt.timedelta(days=8), tmp_path / "rec")
+    soon = purge(engine, rules, now + dt.timedelta(days=8), tmp_path / "rec", tmp_path / "asterisk")
     assert soon.transcripts_purged == 2 and soon.calls_deleted == 0 and soon.recordings_deleted == 1
     assert soon.appointments_deleted == 1
+    assert soon.asterisk_log_lines_deleted == 2  # the 2020 CDR and queue_log lines
+    assert "+15550100" not in (cdr / "Master.csv").read_text() and "+15550101" in (cdr / "Master.csv").read_text()
     assert all(e.get("heard") is None for e in read_record("old", engine) if e["event"] == "caller_turn")
 
-    later = purge(engine, rules, now + dt.timedelta(days=31), tmp_path / "rec")
+    later = purge(engine, rules, now + dt.timedelta(days=31), tmp_path / "rec", tmp_path / "asterisk")
     assert later.calls_deleted == 2
     with engine.connect() as conn:
         assert conn.execute(select(calls)).first() is None
         assert conn.execute(select(turns)).first() is None
         day = conn.execute(select(daily_kpis)).mappings().one()
     assert day["calls"] == 2 and day["completed"] == 1 and day["transferred"] == 1 and day["barge_ins"] == 2
-    assert purge(engine, rules, now + dt.timedelta(days=31), tmp_path / "rec").calls_deleted == 0
+    assert purge(engine, rules, now + dt.timedelta(days=31), tmp_path / "rec", tmp_path / "asterisk").calls_deleted == 0
 
 
 def test_reports_list_show_and_export(database_url):
