@@ -154,7 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     bench = sub.add_parser("bench", help="measure latency, ASR accuracy and speed")
     bench.add_argument("--quick", action="store_true", help="one call, one concurrency level, 50 ASR prompts")
     bench.add_argument("--scenarios", type=Path, help="run every scenario under DIR and report the task success rate")
-    bench.add_argument("--pii", action="store_true", help="only the PII redaction recall/precision on the corpus")
+    bench.add_argument(
+        "--privacy", action="store_true", help="only PII redaction accuracy and call-record commit times"
+    )
     bench.add_argument("--out", type=Path, default=Path("bench-results"))
     bench.set_defaults(func=cmd_bench)
 

@@ -172,6 +172,36 @@ def bench_pii() -> dict:
     return result
 
 
+def bench_store(url: str, calls: int = 20) -> dict:
+    """Commit time per call-record event (each event is its own transaction, committed to disk)."""
+    from agent.store.db import make_engine
+    from agent.store.records import CallStore, apply_event
+
+    engine = make_engine(url)
+    store = CallStore(engine)
+    store.close()  # measure the writer's work directly, one event at a time
+    timings = []
+    for index in range(calls):
+        call_id = f"bench-{time.time_ns()}-{index}"
+        events = [("call_start", {"deployment": "bench", "models": []})]
+        for turn in range(1, 6):
+            events.append(("caller_turn", {"n": turn, "heard": "when are you open on saturday", "confidence": 0.9}))
+            events.append(
+                (
+                    "bot_turn",
+                    {"kind": "answer", "reply_to": turn, "text": "We are open 8 to 12.", "first_audio_ms": 400},
+                )
+            )
+        events.append(("call_end", {"outcome": "completed"}))
+        for seq, (event, data) in enumerate(events, 1):
+            t0 = time.perf_counter()
+            with engine.begin() as conn:
+                apply_event(conn, call_id, seq, time.time(), event, data)
+            timings.append((time.perf_counter() - t0) * 1000)
+    engine.dispose()
+    return {"backend": make_engine(url, migrate=False).dialect.name, "events": len(timings), **summary(timings)}
+
+
 def print_pii(pii: dict) -> None:
     print(
         f"PII redaction on {pii['utterances']} utterances ({pii['labelled_values']} labelled values, "
@@ -187,6 +217,27 @@ def print_pii(pii: dict) -> None:
         print(f"  MISS {miss}")
     for alarm in pii["false_alarms"]:
         print(f"  FALSE ALARM {alarm}")
+
+
+def privacy_store_bench(out_dir: Path) -> list[dict]:
+    """Call-record commit times on SQLite (a scratch file) and, if it runs, the project's PostgreSQL."""
+    import tempfile
+
+    results = []
+    with tempfile.TemporaryDirectory() as scratch:
+        results.append(bench_store(f"sqlite:///{scratch}/bench.db"))
+    pg_env = PROJECT_ROOT / "state" / "postgres.env"
+    if pg_env.exists():
+        url = pg_env.read_text().strip().split("=", 1)[1]
+        results.append(bench_store(url))
+    return results
+
+
+def print_store(results: list[dict]) -> None:
+    for r in results:
+        print(
+            f"call-record commit per event, {r['backend']} (n={r['n']}): p50 {r['p50']:.1f} ms, p95 {r['p95']:.1f} ms"
+        )
 
 
 def write_report(result: dict, out_dir: Path) -> Path:
@@ -213,6 +264,10 @@ def write_report(result: dict, out_dir: Path) -> Path:
         f"| agent CPU per call / resident memory | {result['cpu_s_per_call']} s / {result['agent_rss_mb']} MB |",
         f"| PII redaction recall / precision ({result['pii']['utterances']} utterances) | "
         f"{result['pii']['recall']:.1%} / {result['pii']['precision']:.1%} |",
+        *(
+            f"| call-record commit per event, {r['backend']} (p50 / p95) | {r['p50']:.1f} / {r['p95']:.1f} ms |"
+            for r in result["store"]
+        ),
     ]
     report = out_dir / "report.md"
     report.write_text("\n".join(lines) + "\n")
@@ -242,12 +297,13 @@ def run_scenario_bench(args) -> int:
 def run_bench(args) -> int:
     if args.scenarios:
         return run_scenario_bench(args)
-    if args.pii:
-        pii = bench_pii()
-        print_pii(pii)
+    if args.privacy:
+        result = {"pii": bench_pii(), "store": privacy_store_bench(args.out)}
+        print_pii(result["pii"])
+        print_store(result["store"])
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "pii.json").write_text(json.dumps(pii, indent=2))
-        print(f"written: {args.out / 'pii.json'}")
+        (args.out / "privacy.json").write_text(json.dumps(result, indent=2))
+        print(f"written: {args.out / 'privacy.json'}")
         return 0
     started = time.time()
     subprocess.run(["bash", str(PROJECT_ROOT / "scripts" / "asterisk.sh"), "start"], check=True)
@@ -268,6 +324,8 @@ def run_bench(args) -> int:
     result["llm_tokens_per_s"] = bench_llm()
     result["pii"] = bench_pii()
     print_pii(result["pii"])
+    result["store"] = privacy_store_bench(args.out)
+    print_store(result["store"])
     result.update(
         started=started,
         startup_s=startup_s,

@@ -27,6 +27,14 @@ DEFAULT_CONFIG_DIR = CONFIGS_DIR / "clinic"
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
+_DISCLOSURE = re.compile(r"\b(virtual assistant|ai assistant|automated|artificial intelligence|a bot|an ai)\b", re.I)
+
+
+def discloses_ai(text: str | None) -> bool:
+    """Does this line tell the caller they are talking to a machine?"""
+    return bool(text and _DISCLOSURE.search(text))
+
+
 class ConfigError(Exception):
     """Invalid admin configuration; the message names file, line and field."""
 
@@ -163,6 +171,13 @@ class AgentConfig(_Strict):
     tools: Tools = Tools()
     endpointing: EndpointSettings = EndpointSettings()
     privacy: Privacy = Privacy()
+
+    @field_validator("greeting")
+    @classmethod
+    def _greeting_discloses(cls, greeting: str) -> str:
+        if not discloses_ai(greeting):
+            raise ValueError('the greeting must tell callers they speak with a machine (e.g. "virtual assistant")')
+        return greeting
 
     @model_validator(mode="after")
     def _targets_exist(self) -> AgentConfig:

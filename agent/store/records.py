@@ -37,6 +37,7 @@ from sqlalchemy import (
     update,
 )
 
+from agent.config import discloses_ai
 from agent.privacy.redact import DEFAULT, Redactor
 from agent.store.db import make_engine, metadata
 
@@ -142,13 +143,6 @@ daily_kpis = Table(
     Column("barge_ins", Integer, nullable=False),
 )
 
-_DISCLOSURE = re.compile(r"\b(virtual assistant|ai assistant|automated|artificial intelligence|a bot|an ai)\b", re.I)
-
-
-def discloses_ai(text: str | None) -> bool:
-    """Does this line tell the caller they are talking to a machine?"""
-    return bool(text and _DISCLOSURE.search(text))
-
 
 _SYSTEM_FIELDS = frozenset(
     {"deployment", "models", "uniqueid", "linkedid", "kind", "intent", "sources", "target", "reason", "tool",
@@ -212,7 +206,7 @@ class CallStore:
                 continue
             try:
                 with self.engine.begin() as conn:
-                    _apply(conn, *item)
+                    apply_event(conn, *item)
             except Exception as exc:  # one bad event must not stop the records of every call
                 log.error("call record event %s not stored: %s", item[3], type(exc).__name__)
 
@@ -255,7 +249,8 @@ class CallRecord:
         """Nothing to release: each event is committed on its own."""
 
 
-def _apply(conn, call_id: str, seq: int, t: float, event: str, data: dict) -> None:
+def apply_event(conn, call_id: str, seq: int, t: float, event: str, data: dict) -> None:
+    """Turn one (already redacted) event into rows, inside the caller's transaction."""
     at = utc(t)
     common = {"call_id": call_id, "seq": seq, "at": at}
     if event == "call_start":

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import logging
 import os
 from collections import defaultdict
 from dataclasses import dataclass
@@ -22,8 +21,6 @@ from agent.brain.tools.calendar import appointments
 from agent.call.recording import RECORDINGS_DIR
 from agent.config import Retention
 from agent.store.records import call_events, calls, daily_kpis, tool_calls, transfers, turns
-
-log = logging.getLogger(__name__)
 
 _FAILED = {"error", "agent-crashed"}
 

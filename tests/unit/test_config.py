@@ -4,7 +4,7 @@ import pytest
 
 from agent.config import CONFIGS_DIR, DEFAULT_CONFIG_DIR, ConfigError, load_config
 
-BASE = "business_name: X\ngreeting: hi\npersona: p\n"
+BASE = "business_name: X\ngreeting: hi, I am the virtual assistant\npersona: p\n"
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS_DIR.iterdir() if (p / "agent.yaml").exists()))
@@ -21,7 +21,7 @@ def test_default_is_the_clinic():
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("business_name: X\ngreeting: hi\n", r":1: persona: Field required"),
+        ("business_name: X\ngreeting: virtual assistant\n", r":1: persona: Field required"),
         (BASE + "colour: red\n", r":4: colour: unknown setting"),
         ("business_name: X\ngreeting: [hi\n", r":3: not valid YAML"),
         ("- a\n- b\n", r":1: top level must be a mapping"),
@@ -38,6 +38,12 @@ def test_default_is_the_clinic():
             r"host example.com is not in tools.allowed_hosts",
         ),
         (BASE + "silence_timeout_s: -1\n", r":4: silence_timeout_s: Input should be greater than 0"),
+        (
+            "business_name: X\ngreeting: hi\npersona: p\n",
+            r":2: greeting: .*must tell callers they speak with a machine",
+        ),
+        (BASE + "privacy: {keep_numbers: ['(']}\n", r":4: privacy: .*keep_numbers: '\(' is not a regular expression"),
+        (BASE + "privacy: {retention: {transcripts_days: -1}}\n", r":4: privacy.retention.transcripts_days: "),
     ],
 )
 def test_errors_name_file_line_and_field(tmp_path, text, message):
