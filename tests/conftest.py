@@ -29,6 +29,13 @@ def database_url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'agent.db'}"
         return
+    url = empty_postgres()
+    yield url
+    db._migrated.discard(url)
+
+
+def empty_postgres() -> str:
+    """The project's PostgreSQL database, emptied; fails in CI (and skips elsewhere) if it is not running."""
     url = postgres_url()
     if url is None:
         if os.environ.get("CI"):
@@ -40,5 +47,4 @@ def database_url(request, tmp_path):
         conn.execute(text("CREATE SCHEMA public"))
     engine.dispose()
     db._migrated.discard(url)
-    yield url
-    db._migrated.discard(url)
+    return url

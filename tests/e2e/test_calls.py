@@ -15,6 +15,9 @@ from agent.caller.scenario import load_scenario
 from agent.config import DEFAULT_CONFIG_DIR, PROJECT_ROOT, load_box_settings
 from agent.engines import load_transcriber
 from agent.models import choose_asr
+from agent.store.db import make_engine
+from agent.store.records import read_record
+from tests.conftest import empty_postgres
 
 pytestmark = pytest.mark.e2e
 SCENARIOS = PROJECT_ROOT / "scenarios" / "clinic"
@@ -120,7 +123,8 @@ async def test_agent_down_sends_the_caller_to_a_human(box, voice, tmp_path):
 
 
 async def test_agent_killed_mid_call_goes_to_human_and_next_call_works(box, voice, tmp_path):
-    doomed = TemporaryAgent(DEFAULT_CONFIG_DIR)
+    database = f"sqlite:///{tmp_path / 'agent.db'}"
+    doomed = TemporaryAgent(DEFAULT_CONFIG_DIR, database=database)
     doomed.start()
     call = asyncio.create_task(place_call(scenario(tmp_path, "turns: [{silence: 12}]"), box, voice, doomed.address))
     await asyncio.sleep(7)  # mid-call: greeting done, caller silent
@@ -130,14 +134,36 @@ async def test_agent_killed_mid_call_goes_to_human_and_next_call_works(box, voic
     assert report["outcome"] == "transferred", report
     assert report["transfer_reason"] == "agent-unavailable"
 
-    restarted = TemporaryAgent(DEFAULT_CONFIG_DIR)
+    restarted = TemporaryAgent(DEFAULT_CONFIG_DIR, database=database)
     restarted.port = doomed.port  # the same address Asterisk was using
     restarted.start()
     try:
-        again = await place_call(load_scenario(SCENARIOS / "demo.yaml"), box, voice, restarted.address)
+        again = await place_call(
+            load_scenario(SCENARIOS / "demo.yaml"), box, voice, restarted.address, database=database
+        )
         assert again["outcome"] == "completed", again
     finally:
         restarted.stop()
+    # the call the crash cut off was marked at the restart; its greeting turn was kept
+    cut_off = read_record(report["call_id"], make_engine(database), wait_s=0)
+    assert cut_off[-1]["event"] == "call_end" and cut_off[-1]["outcome"] == "agent-crashed", cut_off
+    assert any(e["event"] == "bot_turn" and e["kind"] == "greeting" for e in cut_off)
+
+
+async def test_a_call_on_postgresql(box, voice):
+    """The appliance on PostgreSQL: a booking (calendar tables) and the call record, through Asterisk."""
+    url = empty_postgres()
+    agent = TemporaryAgent(DEFAULT_CONFIG_DIR, database=url)
+    agent.start()
+    try:
+        report = await place_call(
+            load_scenario(SCENARIOS / "book-cleaning.yaml"), box, voice, agent.address, database=url
+        )
+    finally:
+        agent.stop()
+    assert report["passed"], report["failures"]
+    record = read_record(report["call_id"], make_engine(url))
+    assert any(e["event"] == "tool_call" and e["tool"] == "book_appointment" for e in record), record
 
 
 def test_call_command_with_temporary_agent_prints_json(box):

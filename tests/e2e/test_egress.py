@@ -6,8 +6,10 @@ config) and 10.231.2.2 (not). Both answer HTTP. No packet goes to any other
 address.
 """
 
+import dataclasses
 import json
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -18,20 +20,30 @@ import yaml
 
 from agent.caller.runner import CallerVoice, TemporaryAgent, place_call
 from agent.caller.scenario import load_scenario
-from agent.config import CONFIGS_DIR, PROJECT_ROOT, load_box_settings
+from agent.config import CONFIGS_DIR, PROJECT_ROOT, load_box_settings, load_config
+from agent.privacy.egress import ruleset
 
 pytestmark = pytest.mark.e2e
 SANDBOX = ["bash", str(PROJECT_ROOT / "scripts" / "sandbox.sh")]
 HOSTS = {"allowed": ("pa-allow", "10.231.1"), "blocked": ("pa-block", "10.231.2")}
 # a loyalty CRM: answers {"points": 42} and counts the connections it accepted
 SERVER = """
-import http.server, json, sys
+import http.server, json, socket, sys, threading
 count = 0
+datagrams = 0
+def udp():
+    global datagrams
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((sys.argv[1], 5062))
+    while True:
+        sock.recv(2048)
+        datagrams += 1
+threading.Thread(target=udp, daemon=True).start()
 class H(http.server.BaseHTTPRequestHandler):
     def _answer(self):
         global count
         count += 1
-        body = json.dumps({"points": 42, "connections": count}).encode()
+        body = json.dumps({"points": 42, "connections": count, "datagrams": datagrams}).encode()
         self.send_response(200); self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
     def do_POST(self):
@@ -117,9 +129,13 @@ def config_dir(tmp_path):
     return directory
 
 
-def connections(net: str) -> int:
+def host_counts(net: str) -> dict:
     with urllib.request.urlopen(f"http://{net}.2:8080/", timeout=3) as reply:
-        return json.load(reply)["connections"]
+        return json.load(reply)
+
+
+def connections(net: str) -> int:
+    return host_counts(net)["connections"]
 
 
 def refused_packets() -> int:
@@ -165,3 +181,25 @@ async def test_sandboxed_agent_answers_a_real_call_through_the_allowed_host(test
         agent.stop()
     said = " ".join(t.get("bot") or "" for t in report["turns"])
     assert "42 loyalty points" in said, report
+
+
+def test_asterisk_media_ports_reach_only_the_trunk(test_hosts, config_dir):
+    """Asterisk's SIP/RTP source ports may send to loopback and the trunk only (here: the allowed host)."""
+    box = dataclasses.replace(load_box_settings(), trunk_address="10.231.1.2", phone_network=())
+    rules = ruleset(load_config(config_dir), box)
+    subprocess.run(["nft", "-f", "-"], input=rules, text=True, check=True)
+    before = {name: host_counts(net)["datagrams"] for name, (_, net) in HOSTS.items()}
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rtp:
+        rtp.bind(("0.0.0.0", box.rtp_end))  # a port from Asterisk's RTP range, as Asterisk would send from
+        refused = 0
+        for _ in range(3):
+            rtp.sendto(b"rtp", ("10.231.1.2", 5062))
+            try:
+                rtp.sendto(b"rtp", ("10.231.2.2", 5062))
+            except PermissionError:  # dropped on the box: the kernel tells the sender
+                refused += 1
+    time.sleep(0.5)
+    assert refused == 3
+    after = {name: host_counts(net)["datagrams"] for name, (_, net) in HOSTS.items()}
+    assert after["allowed"] - before["allowed"] == 3
+    assert after["blocked"] == before["blocked"]
