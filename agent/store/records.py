@@ -67,13 +67,22 @@ calls = Table(
     Column("transcript_purged", Boolean, nullable=False, default=False),
 )
 
-turns = Table(
+
+def _call_event_table(name: str, *columns: Column) -> Table:
+    """A table of one kind of call event: which call, its order in the call (seq), and when."""
+    return Table(
+        name,
+        metadata,
+        Column("id", Integer, primary_key=True),
+        Column("call_id", String(64), ForeignKey("calls.id", ondelete="CASCADE"), nullable=False, index=True),
+        Column("seq", Integer, nullable=False),
+        Column("at", DateTime, nullable=False),
+        *columns,
+    )
+
+
+turns = _call_event_table(
     "turns",
-    metadata,
-    Column("id", Integer, primary_key=True),
-    Column("call_id", String(64), ForeignKey("calls.id", ondelete="CASCADE"), nullable=False, index=True),
-    Column("seq", Integer, nullable=False),
-    Column("at", DateTime, nullable=False),
     Column("speaker", String(8), nullable=False),  # caller | bot
     Column("n", Integer),  # caller turn number
     Column("reply_to", Integer),  # bot turn: the caller turn it answers
@@ -90,38 +99,23 @@ turns = Table(
     Column("first_audio_ms", Integer),  # end of caller speech -> first bot audio
 )
 
-tool_calls = Table(
+tool_calls = _call_event_table(
     "tool_calls",
-    metadata,
-    Column("id", Integer, primary_key=True),
-    Column("call_id", String(64), ForeignKey("calls.id", ondelete="CASCADE"), nullable=False, index=True),
-    Column("seq", Integer, nullable=False),
-    Column("at", DateTime, nullable=False),
     Column("reply_to", Integer),
     Column("tool", String(64), nullable=False),
     Column("arguments", Text),  # redacted JSON
     Column("result", Text),  # redacted JSON
 )
 
-transfers = Table(
+transfers = _call_event_table(
     "transfers",
-    metadata,
-    Column("id", Integer, primary_key=True),
-    Column("call_id", String(64), ForeignKey("calls.id", ondelete="CASCADE"), nullable=False, index=True),
-    Column("seq", Integer, nullable=False),
-    Column("at", DateTime, nullable=False),
     Column("target", String(64), nullable=False),
     Column("reason", String(64), nullable=False),
     Column("briefing", Text),  # redacted
 )
 
-call_events = Table(
+call_events = _call_event_table(
     "call_events",
-    metadata,
-    Column("id", Integer, primary_key=True),
-    Column("call_id", String(64), ForeignKey("calls.id", ondelete="CASCADE"), nullable=False, index=True),
-    Column("seq", Integer, nullable=False),
-    Column("at", DateTime, nullable=False),
     Column("event", String(32), nullable=False),
     Column("data", Text),  # redacted JSON
 )
