@@ -81,13 +81,96 @@ async def bench_calls(agent: TemporaryAgent, calls: int) -> dict:
     return {
         "latency_ms": summary(latencies),
         "latency_parts_ms": {k: statistics.median(v) for k, v in parts.items()},
-        "concurrency": [
-            {"calls": 1, "p50_ms": percentile(latencies, 50), "p95_ms": percentile(latencies, 95), "failed": failed}
-        ],
+        "single_call_failed": failed,
         "barge_in_ms": summary(barge_ms),
         "cpu_s_per_call": round((cpu_after - cpu_before) / total_calls, 2),
         "agent_rss_mb": round(rss / 2**20),
     }
+
+
+CONCURRENCY_LEVELS = (1, 2, 4, 8, 12, 16)
+P95_LIMIT_MS = 1500
+
+
+async def bench_concurrency(agent: TemporaryAgent, levels: tuple[int, ...]) -> list[dict]:
+    """N callers at once, each asking the bench questions like a caller; latency per turn, failures."""
+    box = load_box_settings()
+    voice = CallerVoice()
+    scenario = load_scenario(SCENARIOS / "bench.yaml")
+    for turn in scenario.turns:  # synthesized once, before any call starts
+        if turn.kind == "say":
+            voice.speak(str(turn.value))
+    results = []
+    for level in levels:
+
+        async def one_call(index: int) -> dict | Exception:
+            await asyncio.sleep(index * 0.25)  # callers do not all dial in the same instant
+            try:
+                return await place_call(scenario, box, voice, agent.address, database=agent.database)
+            except Exception as exc:  # counted as failed
+                return exc
+
+        reports = await asyncio.gather(*(one_call(i) for i in range(level)))
+        latencies, failed, rejected = [], 0, 0
+        for report in reports:
+            if isinstance(report, Exception):
+                failed += 1
+                continue
+            if report.get("transfer_reason") == "busy":
+                rejected += 1  # admission control sent the caller to a human at once
+                continue
+            failed += report["outcome"] != "completed"
+            latencies += [
+                t["latency_ms"]
+                for t in report["turns"]
+                if t["latency_ms"] is not None and "goodbye" not in t["caller"].lower()
+            ]
+        row = {
+            "calls": level,
+            "p50_ms": percentile(latencies, 50),
+            "p95_ms": percentile(latencies, 95),
+            "failed": failed,
+            "rejected": rejected,
+            "turns": len(latencies),
+        }
+        print(f"  {level} concurrent: {row}", file=sys.stderr)
+        results.append(row)
+    return results
+
+
+def max_calls_within(levels: list[dict], limit_ms: float = P95_LIMIT_MS) -> int:
+    """The highest concurrency whose p95 holds the limit with no call failed or turned away."""
+    good = [
+        r["calls"]
+        for r in levels
+        if r["p95_ms"] is not None and r["p95_ms"] <= limit_ms and not r["failed"] and not r.get("rejected")
+    ]
+    return max(good, default=0)
+
+
+def plot_concurrency(levels: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    calls = [r["calls"] for r in levels]
+    figure, axis = plt.subplots(figsize=(6, 3.6), dpi=120)
+    axis.plot(calls, [r["p50_ms"] for r in levels], marker="o", label="p50")
+    axis.plot(calls, [r["p95_ms"] for r in levels], marker="o", label="p95")
+    axis.axhline(P95_LIMIT_MS, color="grey", linestyle="--", linewidth=1, label="p95 target 1.5 s")
+    for r in levels:
+        if r["failed"] or r.get("rejected"):
+            axis.annotate(f"{r['failed']} failed, {r.get('rejected', 0)} to humans", (r["calls"], r["p95_ms"] or 0),
+                          fontsize=7, xytext=(4, 4), textcoords="offset points")  # fmt: skip
+    axis.set_xlabel("concurrent calls")
+    axis.set_ylabel("reply latency, caller side (ms)")
+    axis.set_xticks(calls)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
 
 
 def bench_asr(limit: int | None) -> dict:
@@ -255,6 +338,12 @@ def write_report(result: dict, out_dir: Path) -> Path:
         "|---|---|",
         f"| reply latency, caller side (p50 / p95 / max, n={lat['n']}) | {lat['p50']} / {lat['p95']} / {lat['max']} ms |",
         *(f"| agent part: {k} (median) | {v:.0f} ms |" for k, v in result["latency_parts_ms"].items()),
+        *(
+            f"| {r['calls']} concurrent calls: p50 / p95, failed, sent to humans | "
+            f"{r['p50_ms']} / {r['p95_ms']} ms, {r['failed']}, {r.get('rejected', 0)} |"
+            for r in result["concurrency"]
+        ),
+        f"| most concurrent calls with p95 ≤ 1.5 s and none failed | {result['max_calls_at_p95_1500ms']} |",
         f"| barge-in, caller speech onset → bot audio stops (p50 / p95) | {result['barge_in_ms']['p50']} / {result['barge_in_ms']['p95']} ms |",
         f"| ASR {asr['engine']}/{asr['model']} WER on {asr['prompts']} Asterisk prompts | {asr['wer']:.1%} |",
         f"| ASR real-time factor | {asr['rtf']} |",
@@ -269,6 +358,7 @@ def write_report(result: dict, out_dir: Path) -> Path:
             for r in result["store"]
         ),
     ]
+    lines += ["", "![reply latency vs concurrent calls](concurrency.png)"]
     report = out_dir / "report.md"
     report.write_text("\n".join(lines) + "\n")
     return report
@@ -315,6 +405,10 @@ def run_bench(args) -> int:
     try:
         print(f"calls through Asterisk ({calls}) ...", file=sys.stderr)
         result = asyncio.run(bench_calls(agent, calls))
+        levels = (2,) if args.quick else CONCURRENCY_LEVELS
+        print(f"concurrent calls {levels} ...", file=sys.stderr)
+        result["concurrency"] = asyncio.run(bench_concurrency(agent, levels))
+        result["max_calls_at_p95_1500ms"] = max_calls_within(result["concurrency"])
     finally:
         agent.stop()
     print("ASR on Asterisk prompts ...", file=sys.stderr)
@@ -333,6 +427,8 @@ def run_bench(args) -> int:
         models=[{"role": c.role, "engine": c.engine, "model": c.model} for c in active_models()],
         duration_s=round(time.time() - started, 1),
     )
+    args.out.mkdir(parents=True, exist_ok=True)
+    plot_concurrency(result["concurrency"], args.out / "concurrency.png")
     report = write_report(result, args.out)
     print(report.read_text())
     print(f"written: {args.out / 'latest.json'}, {report}")

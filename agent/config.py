@@ -149,6 +149,13 @@ class Privacy(_Strict):
         return self
 
 
+class Capacity(_Strict):
+    """Admission control: beyond these, new calls go straight to a human (see `python -m agent bench`)."""
+
+    max_calls: int = Field(8, ge=1, description="calls served at once; more go to a human")
+    max_reply_ms: float = Field(1500, gt=0, description="recent replies slower than this: new calls go to a human")
+
+
 class AgentConfig(_Strict):
     directory: Path
     business_name: str = Field(min_length=1)
@@ -171,6 +178,7 @@ class AgentConfig(_Strict):
     tools: Tools = Tools()
     endpointing: EndpointSettings = EndpointSettings()
     privacy: Privacy = Privacy()
+    capacity: Capacity = Capacity()
 
     @field_validator("greeting")
     @classmethod

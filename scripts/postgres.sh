@@ -4,7 +4,8 @@
 #   scripts/postgres.sh stop | status | url
 # The cluster lives in /opt/phone-agent/postgres, listens on 127.0.0.1 only (port 5433, so it never
 # collides with a distro cluster), and has one role "agent" with a generated password (scram).
-# The connection URL is written to state/postgres.env (0600) as PHONE_AGENT_PG_URL.
+# The connection URL is kept in /opt/phone-agent/postgres-agent.env (0600, root) and copied to
+# state/postgres.env as PHONE_AGENT_PG_URL, so several checkouts share one server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PG_VERSION=15
@@ -12,6 +13,7 @@ BIN=/usr/lib/postgresql/$PG_VERSION/bin
 DATA=/opt/phone-agent/postgres
 PORT=${PHONE_AGENT_PG_PORT:-5433}
 ENV_FILE=state/postgres.env
+SECRET_FILE=/opt/phone-agent/postgres-agent.env
 
 as_postgres() { runuser -u postgres -- "$@"; }
 
@@ -42,8 +44,13 @@ CONF
 psql_admin() { as_postgres "$BIN/psql" -h "$DATA" -p "$PORT" -q -v ON_ERROR_STOP=1 "$@"; }
 
 credentials() {
-    # a fresh checkout (no state/postgres.env) gets a new password for the existing role
-    [ -f "$ENV_FILE" ] && return 0
+    # the role's password lives with the cluster (root only); each checkout copies it into state/
+    if [ ! -f "$SECRET_FILE" ]; then make_role; fi
+    mkdir -p state && chmod 0700 state
+    (umask 077; cp "$SECRET_FILE" "$ENV_FILE")
+}
+
+make_role() {
     local secret
     secret=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
     if [ "$(psql_admin -tAc "SELECT 1 FROM pg_roles WHERE rolname='agent'")" = 1 ]; then
@@ -53,8 +60,7 @@ credentials() {
     fi
     [ "$(psql_admin -tAc "SELECT 1 FROM pg_database WHERE datname='agent'")" = 1 ] \
         || as_postgres "$BIN/createdb" -h "$DATA" -p "$PORT" -O agent agent
-    mkdir -p state && chmod 0700 state
-    (umask 077; echo "PHONE_AGENT_PG_URL=postgresql+psycopg://agent:$secret@127.0.0.1:$PORT/agent" > "$ENV_FILE")
+    (umask 077; echo "PHONE_AGENT_PG_URL=postgresql+psycopg://agent:$secret@127.0.0.1:$PORT/agent" > "$SECRET_FILE")
 }
 
 running() { as_postgres "$BIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1; }

@@ -29,6 +29,7 @@ from agent.protocol import audiosocket as proto
 from agent.stages.base import TranscriberStream, Transcript
 from agent.store.records import CallRecord, CallStore, discloses_ai
 from agent.telephony.ami import AmiLink
+from agent.transport.admission import Admission
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ class Outcome(enum.StrEnum):
     TRANSFERRED = "transferred"
     HANGUP = "hangup"  # the caller hung up
     ERROR = "error"
+    BUSY = "busy"  # turned away by admission control: straight to a human
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,9 @@ class CallSession:
         brain: Brain,
         records: CallStore,
         ami: AmiLink | None = None,
+        admission: Admission | None = None,
     ) -> None:
+        self._admission = admission
         self._reader = reader
         self._records = records
         self._writer = writer
@@ -114,7 +118,8 @@ class CallSession:
 
     # ---- lifecycle --------------------------------------------------------
 
-    async def run(self) -> Outcome:
+    async def run(self, turn_away: str | None = None) -> Outcome:
+        """Serve the call; with `turn_away` (the box is overloaded) hand it straight to a human."""
         decoder = proto.Decoder()
         try:
             first = await self._first_message(decoder)
@@ -129,6 +134,8 @@ class CallSession:
         self.call_id = str(first.id)
         self._record = self._records.open_call(self.call_id, self._config.directory.name, self._brain.redactor)
         self._record.write("call_start", models=[c.model for c in self._engines.choices])
+        if turn_away:
+            return await self._turn_away(turn_away)
         if self._config.privacy.record_calls:
             self._recording = CallRecording(self.call_id)
         log.info("call %s: connected", self.call_id)
@@ -155,6 +162,17 @@ class CallSession:
                 self._recording.close()
             log.info("call %s: ended (%s)", self.call_id, self.outcome)
         return self.outcome or Outcome.ERROR
+
+    async def _turn_away(self, reason: str) -> Outcome:
+        """No agent for this call: the dialplan queues the caller for a human at once (AGENT_ACTION=busy)."""
+        log.warning("call %s: sent to a human at once: %s", self.call_id, reason)
+        self.outcome = Outcome.BUSY
+        if self._ami:
+            await self._ami.set_vars(self.call_id, {"AGENT_ACTION": "busy"})
+            self._ami.forget(self.call_id)
+        self._close_socket()  # without the AMI variable the dialplan still queues the caller
+        self._record.write("call_end", outcome=str(self.outcome))
+        return self.outcome
 
     async def _first_message(self, decoder: proto.Decoder) -> proto.CallId:
         async with asyncio.timeout(UUID_TIMEOUT_S):
@@ -521,8 +539,10 @@ class CallSession:
 
     async def _speak_timed(self, clause: str, started: float, timings: dict[str, float]) -> None:
         timings.setdefault("text_ready_ms", (time.monotonic() - started) * 1000)  # decision/LLM until words exist
-        if await self._speak(clause):
-            timings.setdefault("first_audio_ms", (time.monotonic() - started) * 1000)  # + TTS until audio is queued
+        if await self._speak(clause) and "first_audio_ms" not in timings:
+            timings["first_audio_ms"] = (time.monotonic() - started) * 1000  # + TTS until audio is queued
+            if self._admission:  # the load signal: speech end -> first audio, as the caller waits for it
+                self._admission.observe_reply(timings.get("asr_ms", 0) + timings["first_audio_ms"])
 
     # ---- ending the call --------------------------------------------------
 

@@ -20,6 +20,7 @@ from agent.store.db import make_engine
 from agent.store.records import CallStore
 from agent.store.retention import purge
 from agent.telephony.ami import AmiLink
+from agent.transport.admission import Admission
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ class AgentServer:
         self.database = make_engine()
         self.records = CallStore(self.database)
         self.records.mark_interrupted()  # calls a crash cut off
+        self.admission = Admission(config.capacity.max_calls, config.capacity.max_reply_ms)
         self.brain = self._build_brain(config)
         self.host = host
         self.port = port
@@ -45,9 +47,13 @@ class AgentServer:
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         task = asyncio.current_task()
+        capacity = self.config.capacity
+        self.admission.max_calls, self.admission.max_reply_ms = capacity.max_calls, capacity.max_reply_ms
+        decision = self.admission.decide(len(self.active))
         self.active.add(task)
         try:
-            await CallSession(reader, writer, self.engines, self.brain, self.records, self.ami).run()
+            session = CallSession(reader, writer, self.engines, self.brain, self.records, self.ami, self.admission)
+            await session.run(turn_away=None if decision.admitted else decision.reason)
         except asyncio.CancelledError:
             pass  # the server is stopping; the call's own cleanup has run
         except Exception:

@@ -258,3 +258,17 @@ async def test_reload_keeps_calls_on_their_config_and_rejects_broken_files(serve
     path.write_text("business_name: [broken\n")
     assert not server.reload("test")
     assert server.config.business_name == "Hillside Dental"
+
+
+async def test_beyond_capacity_a_new_call_is_handed_to_a_human_at_once(server):
+    server.config.capacity.max_calls = 1
+    first = await Caller.connect(server.port)
+    await asyncio.sleep(0.3)
+    second = await Caller.connect(server.port)
+    await second.closed()  # turned away: the agent closes at once, the dialplan queues the caller
+    assert any(isinstance(m, proto.Hangup) for _, m in second.received)
+    assert not second.loud_times()  # no greeting: no agent for this call
+    assert read_record(second.call_id)[-1]["outcome"] == "busy"
+    assert first.audio() and not first.task.done()  # the call in progress is untouched
+    first.writer.write(proto.encode(proto.Hangup()))
+    await first.closed()
