@@ -26,6 +26,7 @@ class EndpointSettings:
     end_silence_s: float = 0.45  # this much trailing silence closes it
     max_utterance_s: float = 20.0  # a caller who never pauses is cut here
     window_s: float = 0.3  # speech is counted over this sliding window
+    continue_within_s: float = 1.0  # speech this soon after an endpoint, before the bot spoke, is the same turn
 
 
 class SpeechSegmenter:

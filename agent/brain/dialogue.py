@@ -12,6 +12,7 @@ a number, day or month the evidence does not contain (agent/brain/grounding.py).
 from __future__ import annotations
 
 import asyncio
+import copy
 import datetime as dt
 import logging
 import re
@@ -163,6 +164,13 @@ class Dialogue:
         self.pending: _Pending | None = None
         self.misunderstood = 0
         self.topics: list[str] = []  # what the call was about, for the human's briefing
+
+    def snapshot(self) -> tuple:
+        """The state a caller turn may change, so a turn can be taken back (the caller was not done)."""
+        return (copy.copy(self.pending), self.misunderstood, list(self.topics))
+
+    def restore(self, state: tuple) -> None:
+        self.pending, self.misunderstood, self.topics = state[0], state[1], list(state[2])
 
     # ---- call start ------------------------------------------------------------
 

@@ -52,6 +52,8 @@ class Utterance:
     confidence: float | None
     speech_end_at: float  # monotonic time the endpointer closed the utterance
     asr_ms: float
+    continues: bool = False  # the caller went on after a pause: this replaces the previous turn
+    stream_no: int = 0  # which speech segment of the call this is
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,13 @@ class CallSession:
         self._spoken: list[tuple[str, int]] = []  # clauses of the current bot turn, with end frame
         self._reply_to: int | None = None
         self._turn_no = 0  # caller turns heard so far
+        # the last speech segment: (media time it ended, audio, bot frames played by then, its number)
+        self._last_speech: tuple[float, bytes, int, int] | None = None
+        self._before_turn: tuple | None = None  # dialogue state and history length before the last caller turn
+        self._streams = 0  # speech segments so far
+        self._superseded_up_to = 0  # segments merged into a later one (the caller only paused)
+        self._processed_stream = 0  # the last segment the conversation acted on
+        self._turn_revocable = False  # the last turn may be taken back if the caller was not done
 
     # ---- lifecycle --------------------------------------------------------
 
@@ -243,12 +252,19 @@ class CallSession:
                                 self._recording.add_caller(frame)
                             event = segmenter.process(media_time, detector.is_speech(frame))
                             if event is VadEvent.SPEECH_START:
+                                previous = self._continued_utterance(media_time)
+                                self._streams += 1
+                                if previous is not None:
+                                    self._superseded_up_to = self._streams - 1
                                 stream = _StreamingRecognition(
-                                    self._engines.asr.open_stream(self._brain.asr_hint), loop
+                                    self._engines.asr.open_stream(self._brain.asr_hint),
+                                    loop,
+                                    self._streams,
+                                    continues=previous is not None,
                                 )
                                 if self._recording:
                                     stream.hold = self._recording.hold(self._recording.caller_frames - len(preroll) - 1)
-                                stream.add(b"".join(preroll))
+                                stream.add((previous or b"") + b"".join(preroll))
                                 await self._events.put(BargeIn(time.monotonic()))
                             if stream is not None:
                                 stream.add(frame)
@@ -256,6 +272,9 @@ class CallSession:
                                 preroll.append(frame)
                             if event is VadEvent.SPEECH_END and stream is not None:
                                 ended_at = time.monotonic()
+                                self._last_speech = (
+                                    media_time, bytes(stream.audio), self._playout.frames_played, stream.number
+                                )  # fmt: skip
                                 if self._recording:
                                     stream.last_frame = self._recording.caller_frames
                                 finished, stream = stream, None
@@ -273,6 +292,25 @@ class CallSession:
                     case proto.CallId():
                         log.warning("call %s: unexpected second call id ignored", self.call_id)
 
+    def _continued_utterance(self, media_time: float) -> bytes | None:
+        """The previous utterance's audio if this speech continues it: the caller only paused.
+
+        That is when it starts soon after the previous one ended, no bot audio has
+        reached the caller since, and the turn did nothing that cannot be taken back
+        (a tool, the end of the call). Then the two are recognised as one turn, so a
+        short endpoint does not answer half a question.
+        """
+        if self._last_speech is None:
+            return None
+        ended, audio, frames_played, number = self._last_speech
+        if self._processed_stream >= number and not self._turn_revocable:
+            return None  # the last turn was acted on (a tool ran, the call is ending)
+        if media_time - ended > self._config.endpointing.continue_within_s:
+            return None
+        if self._playout.frames_played != frames_played:
+            return None
+        return audio
+
     async def _finish_utterance(self, stream: _StreamingRecognition, ended_at: float) -> None:
         try:
             transcript = await stream.finish()
@@ -287,7 +325,9 @@ class CallSession:
         if self._recording and stream.hold is not None:
             payment = self._brain.redactor.kinds(text) & PAYMENT_TYPES
             self._recording.release(stream.hold, silence_until=stream.last_frame if payment else None)
-        await self._events.put(Utterance(text, transcript.confidence, ended_at, asr_ms))
+        await self._events.put(
+            Utterance(text, transcript.confidence, ended_at, asr_ms, stream.continues, stream.number)
+        )
 
     # ---- conversation -----------------------------------------------------
 
@@ -324,12 +364,23 @@ class CallSession:
                 case BargeIn():
                     if self._playout.speaking or self._reply_busy():
                         await self._interrupt(event.at)
+                case Utterance(stream_no=number) if number <= self._superseded_up_to:
+                    pass  # the caller went on speaking: the longer utterance that includes this one follows
                 case Utterance(text=""):
                     self._record.write("turn_empty")
                 case Utterance() as utterance:
                     silence_prompts = 0
                     await self._interrupt(None)
-                    self._turn_no += 1
+                    revoke = utterance.continues and self._processed_stream == utterance.stream_no - 1
+                    self._processed_stream = utterance.stream_no
+                    if revoke and self._before_turn is not None:
+                        dialogue_state, history_length = self._before_turn  # take the half-heard turn back
+                        self._dialogue.restore(dialogue_state)
+                        del self._history[history_length:]
+                        self._record.write("turn_continued", n=self._turn_no)
+                    else:
+                        self._turn_no += 1
+                    self._before_turn = (self._dialogue.snapshot(), len(self._history))
                     self._record.write(
                         "caller_turn",
                         n=self._turn_no,
@@ -339,7 +390,9 @@ class CallSession:
                     )
                     self._utterance = utterance
                     reply = await self._dialogue.on_text(utterance.text)
+                    self._turn_revocable = not reply.tools and reply.end is None
                 case DtmfPressed(digit=digit):
+                    self._turn_revocable = False
                     reply = await self._on_key(digit)
                 case AgentFault(where=where):
                     self._record.write("agent_fault", where=where)
@@ -590,13 +643,19 @@ class _StreamingRecognition:
     hold: int | None = None  # the call recording's hold on this utterance's audio
     last_frame: int | None = None
 
-    def __init__(self, stream: TranscriberStream, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, stream: TranscriberStream, loop: asyncio.AbstractEventLoop, number: int, continues: bool = False
+    ) -> None:
+        self.number = number
+        self.continues = continues
+        self.audio = bytearray()  # kept so a caller who goes on after a pause is recognised as one turn
         self._stream = stream
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._task = loop.create_task(self._run())
 
     def add(self, pcm: bytes) -> None:
         if pcm:
+            self.audio += pcm
             self._queue.put_nowait(pcm)
 
     async def _run(self) -> Transcript:

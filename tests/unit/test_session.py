@@ -5,6 +5,7 @@ AudioSocket server, codec, pacing and VAD are the real ones.
 """
 
 import asyncio
+import time
 import uuid
 import wave
 
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 
 from agent.audio.pcm import rms_dbfs
-from agent.config import BoxSettings, load_config
+from agent.config import BoxSettings, Capacity, load_config
 from agent.engines import Engines
 from agent.protocol import audiosocket as proto
 from agent.stages.base import Transcript
@@ -29,16 +30,19 @@ def tone(seconds: float) -> bytes:
 
 
 class FakeStream:
-    def __init__(self, text):
+    def __init__(self, text, delay=0.0):
         self.text = text
+        self.delay = delay
+        self.audio_bytes = 0
 
     def accept(self, pcm):
-        pass
+        self.audio_bytes += len(pcm)
 
     def partial(self):
         return ""
 
     def finish(self):
+        time.sleep(self.delay)  # recognition takes time (a worker thread), as with a real model
         return Transcript(self.text, 0.9)
 
 
@@ -47,9 +51,12 @@ class FakeAsr:
 
     def __init__(self):
         self.texts = []
+        self.delay = 0.0
+        self.streams = []
 
     def open_stream(self, hint=None):
-        return FakeStream(self.texts.pop(0) if self.texts else "hello")
+        self.streams.append(FakeStream(self.texts.pop(0) if self.texts else "hello", self.delay))
+        return self.streams[-1]
 
 
 class FakeLlm:
@@ -261,7 +268,7 @@ async def test_reload_keeps_calls_on_their_config_and_rejects_broken_files(serve
 
 
 async def test_beyond_capacity_a_new_call_is_handed_to_a_human_at_once(server):
-    server.config.capacity.max_calls = 1
+    server.brain.config = server.config.model_copy(update={"capacity": Capacity(max_calls=1)})
     first = await Caller.connect(server.port)
     await asyncio.sleep(0.3)
     second = await Caller.connect(server.port)
@@ -272,3 +279,26 @@ async def test_beyond_capacity_a_new_call_is_handed_to_a_human_at_once(server):
     assert first.audio() and not first.task.done()  # the call in progress is untouched
     first.writer.write(proto.encode(proto.Hangup()))
     await first.closed()
+
+
+async def test_a_caller_who_pauses_mid_sentence_is_heard_as_one_turn(server):
+    server.engines.asr.texts = ["when are", "when are you open"]
+    server.engines.asr.delay = 0.5
+    caller = await Caller.connect(server.port)
+    await caller.silence(2.5)  # greeting
+    half = len(SPEECH) // 2 // 320 * 320
+    await caller.send_audio(SPEECH[:half])
+    await caller.silence(0.6)  # the endpoint closes the first half; its recognition is still running
+    await caller.send_audio(SPEECH[half:])
+    spoke_at = asyncio.get_running_loop().time()
+    await caller.silence(3.0)
+    caller.writer.write(proto.encode(proto.Hangup()))
+    await caller.closed()
+    first, merged = server.engines.asr.streams[-2:]
+    assert merged.audio_bytes > first.audio_bytes + len(SPEECH) // 2 - 3200  # both halves recognised together
+    record = read_record(caller.call_id)
+    heard = [e["heard"] for e in record if e["event"] == "caller_turn"]
+    assert heard == ["when are you open"], record  # the half-heard question was never answered
+    answers = [e for e in record if e["event"] == "bot_turn" and e.get("kind") == "answer"]
+    assert len(answers) == 1 and answers[0]["text"].startswith("We are open")
+    assert [t for t in caller.loud_times() if t > spoke_at]
