@@ -154,6 +154,13 @@ def main(argv: list[str] | None = None) -> int:
     bench = sub.add_parser("bench", help="measure latency, ASR accuracy and speed")
     bench.add_argument("--quick", action="store_true", help="one call, one concurrency level, 50 ASR prompts")
     bench.add_argument("--scenarios", type=Path, help="run every scenario under DIR and report the task success rate")
+    bench.add_argument("--calls", type=int, help="single calls for the latency numbers (default 5; quick 1)")
+    bench.add_argument(
+        "--levels",
+        type=lambda text: tuple(int(n) for n in text.split(",")),
+        help="concurrency levels, e.g. 1,4,8 (default 1,2,4,8,12,16; quick 2)",
+    )
+    bench.add_argument("--no-asr", action="store_true", help="skip the ASR accuracy run on Asterisk's prompts")
     bench.add_argument(
         "--privacy", action="store_true", help="only PII redaction accuracy and call-record commit times"
     )

@@ -345,7 +345,8 @@ def write_report(result: dict, out_dir: Path) -> Path:
         ),
         f"| most concurrent calls with p95 ≤ 1.5 s and none failed | {result['max_calls_at_p95_1500ms']} |",
         f"| barge-in, caller speech onset → bot audio stops (p50 / p95) | {result['barge_in_ms']['p50']} / {result['barge_in_ms']['p95']} ms |",
-        f"| ASR {asr['engine']}/{asr['model']} WER on {asr['prompts']} Asterisk prompts | {asr['wer']:.1%} |",
+        f"| ASR {asr['engine']}/{asr['model']} WER on {asr['prompts']} Asterisk prompts | "
+        f"{'skipped' if asr['wer'] is None else format(asr['wer'], '.1%')} |",
         f"| ASR real-time factor | {asr['rtf']} |",
         f"| TTS real-time factor | {result['tts_rtf']} |",
         f"| LLM generation | {result['llm_tokens_per_s']} tokens/s |",
@@ -397,7 +398,7 @@ def run_bench(args) -> int:
         return 0
     started = time.time()
     subprocess.run(["bash", str(PROJECT_ROOT / "scripts" / "asterisk.sh"), "start"], check=True)
-    calls = 1 if args.quick else 5
+    calls = args.calls or (1 if args.quick else 5)
     agent = TemporaryAgent(DEFAULT_CONFIG_DIR)
     t0 = time.perf_counter()
     agent.start()
@@ -405,14 +406,17 @@ def run_bench(args) -> int:
     try:
         print(f"calls through Asterisk ({calls}) ...", file=sys.stderr)
         result = asyncio.run(bench_calls(agent, calls))
-        levels = (2,) if args.quick else CONCURRENCY_LEVELS
+        levels = args.levels or ((2,) if args.quick else CONCURRENCY_LEVELS)
         print(f"concurrent calls {levels} ...", file=sys.stderr)
         result["concurrency"] = asyncio.run(bench_concurrency(agent, levels))
         result["max_calls_at_p95_1500ms"] = max_calls_within(result["concurrency"])
     finally:
         agent.stop()
-    print("ASR on Asterisk prompts ...", file=sys.stderr)
-    result["asr"] = bench_asr(50 if args.quick else None)
+    if args.no_asr:
+        result["asr"] = {"engine": "-", "model": "-", "prompts": 0, "wer": None, "rtf": None, "skipped": True}
+    else:
+        print("ASR on Asterisk prompts ...", file=sys.stderr)
+        result["asr"] = bench_asr(50 if args.quick else None)
     print("TTS and LLM speed ...", file=sys.stderr)
     result["tts_rtf"] = bench_tts()
     result["llm_tokens_per_s"] = bench_llm()
