@@ -40,6 +40,11 @@ class SpeechSegmenter:
         self._recent: list[tuple[float, float]] = []  # (time, seconds of speech)
         self._last_time: float | None = None
 
+    @property
+    def last_speech_at(self) -> float:
+        """When speech was last heard: SPEECH_END fires end_silence_s after it."""
+        return self._last_speech_at
+
     def process(self, now: float, is_speech: bool) -> VadEvent | None:
         step = 0.0 if self._last_time is None else max(0.0, now - self._last_time)
         self._last_time = now

@@ -54,6 +54,7 @@ class Utterance:
     asr_ms: float
     continues: bool = False  # the caller went on after a pause: this replaces the previous turn
     stream_no: int = 0  # which speech segment of the call this is
+    endpoint_ms: float = 0.0  # the silence the endpointer waited for before closing the utterance
 
 
 @dataclass(frozen=True)
@@ -272,6 +273,7 @@ class CallSession:
                                 preroll.append(frame)
                             if event is VadEvent.SPEECH_END and stream is not None:
                                 ended_at = time.monotonic()
+                                stream.endpoint_ms = (media_time - segmenter.last_speech_at) * 1000
                                 self._last_speech = (
                                     media_time, bytes(stream.audio), self._playout.frames_played, stream.number
                                 )  # fmt: skip
@@ -326,7 +328,9 @@ class CallSession:
             payment = self._brain.redactor.kinds(text) & PAYMENT_TYPES
             self._recording.release(stream.hold, silence_until=stream.last_frame if payment else None)
         await self._events.put(
-            Utterance(text, transcript.confidence, ended_at, asr_ms, stream.continues, stream.number)
+            Utterance(
+                text, transcript.confidence, ended_at, asr_ms, stream.continues, stream.number, stream.endpoint_ms
+            )
         )
 
     # ---- conversation -----------------------------------------------------
@@ -517,7 +521,7 @@ class CallSession:
         utterance = self._utterance
         self._history.append({"role": "user", "content": utterance.text if utterance else ""})
         started = time.monotonic()
-        timings = {"asr_ms": utterance.asr_ms} if utterance else {}
+        timings = {"endpoint_ms": utterance.endpoint_ms, "asr_ms": utterance.asr_ms} if utterance else {}
         sources: list[str] = []
         interrupted = False
         try:
@@ -641,6 +645,7 @@ class _StreamingRecognition:
     """Feeds one utterance to an ASR stream in a worker thread, in order, without blocking the loop."""
 
     hold: int | None = None  # the call recording's hold on this utterance's audio
+    endpoint_ms: float = 0.0
     last_frame: int | None = None
 
     def __init__(

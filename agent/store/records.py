@@ -94,6 +94,7 @@ turns = _call_event_table(
     Column("keypad", Boolean, nullable=False, default=False),
     Column("sources", Text),  # knowledge passages the answer came from (JSON list)
     Column("asr_confidence", Float),
+    Column("endpoint_ms", Integer),  # bot turn: the silence waited before the caller's turn was closed
     Column("asr_ms", Integer),
     Column("text_ready_ms", Integer),
     Column("first_audio_ms", Integer),  # end of caller speech -> first bot audio
@@ -286,6 +287,7 @@ def apply_event(conn, call_id: str, seq: int, t: float, event: str, data: dict) 
                 intent=data.get("intent"),
                 text=data.get("text"),
                 sources=json.dumps(data["sources"]) if data.get("sources") else None,
+                endpoint_ms=data.get("endpoint_ms"),
                 asr_ms=data.get("asr_ms"),
                 text_ready_ms=data.get("text_ready_ms"),
                 first_audio_ms=data.get("first_audio_ms"),
@@ -400,7 +402,9 @@ def _events(conn, call_id: str) -> Iterable[dict]:
         if row["speaker"] == "caller":
             yield {**base, "event": "caller_turn", "n": row["n"], "heard": row["text"], "keypad": row["keypad"]}
         else:
-            timings = {k: row[k] for k in ("asr_ms", "text_ready_ms", "first_audio_ms") if row[k] is not None}
+            timings = {
+                k: row[k] for k in ("endpoint_ms", "asr_ms", "text_ready_ms", "first_audio_ms") if row[k] is not None
+            }
             yield {
                 **base,
                 "event": "bot_turn",
