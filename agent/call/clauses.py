@@ -47,6 +47,12 @@ class ClauseSplitter:
         return None
 
 
+def split_clauses(text: str) -> list[str]:
+    """A whole text cut the same way, so the first clause is synthesized (and heard) first."""
+    splitter = ClauseSplitter()
+    return splitter.feed(text) + splitter.flush()
+
+
 def speakable(text: str) -> str:
     """Strip markup a small model may emit; the caller hears words only."""
     text = re.sub(r"[*_#`>\[\]]", "", text)

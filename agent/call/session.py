@@ -20,7 +20,7 @@ from agent.audio.pcm import resample
 from agent.audio.vad import SpeechDetector, SpeechSegmenter, VadEvent
 from agent.brain.dialogue import Answer, Brain, Dialogue, Reply, transfer
 from agent.brain.grounding import unsupported_facts
-from agent.call.clauses import ClauseSplitter, speakable
+from agent.call.clauses import ClauseSplitter, speakable, split_clauses
 from agent.call.playout import FRAME, FRAME_S, Playout
 from agent.call.recording import CallRecording
 from agent.engines import Engines
@@ -526,13 +526,15 @@ class CallSession:
         interrupted = False
         try:
             for sentence in reply.say:
-                await self._speak_timed(sentence, started, timings)
+                for clause in split_clauses(sentence):
+                    await self._speak_timed(clause, started, timings)
             if reply.answer is not None:
                 sources = reply.answer.sources
                 if self._brain.generate_answers:
                     await self._generate_answer(reply.answer, started, timings)
                 else:
-                    await self._speak_timed(reply.answer.extractive, started, timings)
+                    for clause in split_clauses(reply.answer.extractive):
+                        await self._speak_timed(clause, started, timings)
             if not self._spoken:
                 await self._speak(self._config.fallback_message)
         except asyncio.CancelledError:
