@@ -12,6 +12,7 @@ import asyncio
 import collections
 import enum
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -35,6 +36,9 @@ log = logging.getLogger(__name__)
 
 PREROLL_FRAMES = 15  # 300 ms of audio before the VAD fired, so first syllables reach ASR
 UUID_TIMEOUT_S = 2.0
+# a pause this long starts recognition early (Whisper decodes at the end); the endpoint comes later
+SPECULATE_AFTER_S = 0.12
+CORES = os.cpu_count() or 2
 DIGIT_PAUSE_S = 3.0  # keypad entry ends with # or this long a pause
 
 
@@ -269,6 +273,7 @@ class CallSession:
                                 await self._events.put(BargeIn(time.monotonic()))
                             if stream is not None:
                                 stream.add(frame)
+                                self._speculate(stream, segmenter, media_time)
                             else:
                                 preroll.append(frame)
                             if event is VadEvent.SPEECH_END and stream is not None:
@@ -293,6 +298,22 @@ class CallSession:
                         return
                     case proto.CallId():
                         log.warning("call %s: unexpected second call id ignored", self.call_id)
+
+    def _speculate(self, stream: _StreamingRecognition, segmenter: SpeechSegmenter, media_time: float) -> None:
+        """At a short pause start recognising, so an utterance that has ended is transcribed sooner.
+
+        Only for engines that decode at the end (Whisper), and only while the box has
+        a core to spare: a speculation the caller talks over is wasted work.
+        """
+        if not getattr(self._engines.asr, "decodes_at_end", False):
+            return
+        if stream.speculation is not None:
+            if segmenter.last_speech_at > stream.speculated_at:
+                stream.drop_speculation()  # the caller went on
+            return
+        pause = media_time - segmenter.last_speech_at
+        if pause >= SPECULATE_AFTER_S and _StreamingRecognition.decoding < CORES:
+            stream.speculate(self._engines.asr.open_stream(self._brain.asr_hint), media_time)
 
     def _continued_utterance(self, media_time: float) -> bytes | None:
         """The previous utterance's audio if this speech continues it: the caller only paused.
@@ -648,6 +669,9 @@ class _StreamingRecognition:
 
     hold: int | None = None  # the call recording's hold on this utterance's audio
     endpoint_ms: float = 0.0
+    speculation: asyncio.Future | None = None
+    speculated_at = 0.0
+    decoding = 0  # final decodes running in this process (all calls)
     last_frame: int | None = None
 
     def __init__(
@@ -665,6 +689,21 @@ class _StreamingRecognition:
             self.audio += pcm
             self._queue.put_nowait(pcm)
 
+    def speculate(self, stream: TranscriberStream, at: float) -> None:
+        """Recognise what was said so far, in parallel, at a short pause: if the caller has finished,
+        the transcript is ready sooner; if they go on, the result is dropped (see `drop_speculation`)."""
+        audio = bytes(self.audio)
+
+        def recognise() -> Transcript:
+            stream.accept(audio)
+            return stream.finish()
+
+        self.speculated_at = at
+        self.speculation = asyncio.ensure_future(_decode(recognise))
+
+    def drop_speculation(self) -> None:
+        self.speculation = None  # its decode finishes in the background; the result is not used
+
     async def _run(self) -> Transcript:
         finishing = False
         while not finishing:
@@ -675,8 +714,20 @@ class _StreamingRecognition:
             audio = b"".join(c for c in chunks if c is not None)
             if audio:
                 await asyncio.to_thread(self._stream.accept, audio)
-        return await asyncio.to_thread(self._stream.finish)
+        return await _decode(self._stream.finish)
 
     async def finish(self):
+        if self.speculation is not None:
+            self._task.cancel()  # the speculative transcript covers the whole utterance
+            return await self.speculation
         self._queue.put_nowait(None)
         return await self._task
+
+
+async def _decode(recognise) -> Transcript:
+    """Run a final decode in a worker thread, counting decodes in flight (the box's ASR load)."""
+    _StreamingRecognition.decoding += 1
+    try:
+        return await asyncio.to_thread(recognise)
+    finally:
+        _StreamingRecognition.decoding -= 1

@@ -34,6 +34,7 @@ class WhisperStream:
 
 class WhisperTranscriber:
     engine = "faster-whisper"
+    decodes_at_end = True  # no partials: the call session may start the decode at a pause (speculation)
 
     def __init__(self, model_dir: Path, model_name: str, threads: int = 2) -> None:
         if not (model_dir / "model.bin").exists():

@@ -302,3 +302,35 @@ async def test_a_caller_who_pauses_mid_sentence_is_heard_as_one_turn(server):
     answers = [e for e in record if e["event"] == "bot_turn" and e.get("kind") == "answer"]
     assert len(answers) == 1 and answers[0]["text"].startswith("We are open")
     assert [t for t in caller.loud_times() if t > spoke_at]
+
+
+async def test_recognition_starts_at_a_short_pause_and_its_result_is_used_when_the_caller_is_done(server):
+    server.engines.asr.decodes_at_end = True
+    server.engines.asr.delay = 0.3
+    server.engines.asr.texts = ["not used: the speculation finished first", "when are you open"]
+    caller = await Caller.connect(server.port)
+    await caller.silence(2.5)  # greeting
+    await caller.send_audio(SPEECH)
+    await caller.silence(2.5)
+    caller.writer.write(proto.encode(proto.Hangup()))
+    await caller.closed()
+    buffered, speculation = server.engines.asr.streams[-2:]
+    assert speculation.audio_bytes >= len(SPEECH) - 3200  # it saw the whole utterance
+    heard = [e["heard"] for e in read_record(caller.call_id) if e["event"] == "caller_turn"]
+    assert heard == ["when are you open"]
+
+
+async def test_a_speculation_the_caller_talks_over_is_dropped(server):
+    server.engines.asr.decodes_at_end = True
+    server.engines.asr.texts = ["when are you open", "when are", "when are you open"]
+    caller = await Caller.connect(server.port)
+    await caller.silence(2.5)
+    half = len(SPEECH) // 2 // 320 * 320
+    await caller.send_audio(SPEECH[:half])
+    await caller.silence(0.2)  # long enough to speculate, too short to end the utterance
+    await caller.send_audio(SPEECH[half:])
+    await caller.silence(2.5)
+    caller.writer.write(proto.encode(proto.Hangup()))
+    await caller.closed()
+    heard = [e["heard"] for e in read_record(caller.call_id) if e["event"] == "caller_turn"]
+    assert heard == ["when are you open"]  # from the speculation at the real end, not the dropped one
