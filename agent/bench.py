@@ -14,6 +14,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -138,6 +139,20 @@ async def bench_concurrency(agent: TemporaryAgent, levels: tuple[int, ...]) -> l
     return results
 
 
+def _without_admission(scratch: Path) -> Path:
+    """A copy of the default config whose capacity limits never trigger."""
+    import shutil
+
+    import yaml
+
+    directory = scratch / DEFAULT_CONFIG_DIR.name
+    shutil.copytree(DEFAULT_CONFIG_DIR, directory)
+    config = yaml.safe_load((directory / "agent.yaml").read_text())
+    config["capacity"] = {"max_calls": 1000, "max_reply_ms": 3_600_000}
+    (directory / "agent.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return directory
+
+
 def max_calls_within(levels: list[dict], limit_ms: float = P95_LIMIT_MS) -> int:
     """The highest concurrency whose p95 holds the limit with no call failed or turned away."""
     good = [
@@ -163,6 +178,7 @@ def plot_concurrency(levels: list[dict], path: Path) -> None:
         if r["failed"] or r.get("rejected"):
             axis.annotate(f"{r['failed']} failed, {r.get('rejected', 0)} to humans", (r["calls"], r["p95_ms"] or 0),
                           fontsize=7, xytext=(4, 4), textcoords="offset points")  # fmt: skip
+    axis.set_title("reply latency vs concurrent calls (admission control off)", fontsize=9)
     axis.set_xlabel("concurrent calls")
     axis.set_ylabel("reply latency, caller side (ms)")
     axis.set_xticks(calls)
@@ -343,7 +359,11 @@ def write_report(result: dict, out_dir: Path) -> Path:
             f"{r['p50_ms']} / {r['p95_ms']} ms, {r['failed']}, {r.get('rejected', 0)} |"
             for r in result["concurrency"]
         ),
-        f"| most concurrent calls with p95 ≤ 1.5 s and none failed | {result['max_calls_at_p95_1500ms']} |",
+        f"| {result['admission']['calls']} concurrent calls with admission control on: p50 / p95 of the "
+        f"admitted, sent to humans | {result['admission']['p50_ms']} / {result['admission']['p95_ms']} ms, "
+        f"{result['admission']['rejected']} |",
+        f"| most concurrent calls with p95 ≤ 1.5 s and none failed or turned away (set `capacity.max_calls` "
+        f"to this) | {result['max_calls_at_p95_1500ms']} |",
         f"| barge-in, caller speech onset → bot audio stops (p50 / p95) | {result['barge_in_ms']['p50']} / {result['barge_in_ms']['p95']} ms |",
         f"| ASR {asr['engine']}/{asr['model']} WER on {asr['prompts']} Asterisk prompts | "
         f"{'skipped' if asr['wer'] is None else format(asr['wer'], '.1%')} |",
@@ -407,9 +427,19 @@ def run_bench(args) -> int:
         print(f"calls through Asterisk ({calls}) ...", file=sys.stderr)
         result = asyncio.run(bench_calls(agent, calls))
         levels = args.levels or ((2,) if args.quick else CONCURRENCY_LEVELS)
-        print(f"concurrent calls {levels} ...", file=sys.stderr)
-        result["concurrency"] = asyncio.run(bench_concurrency(agent, levels))
+        with tempfile.TemporaryDirectory() as scratch:
+            # capacity is measured with admission control off; then shown with it on (the default config)
+            unlimited = TemporaryAgent(_without_admission(Path(scratch)))
+            unlimited.start()
+            try:
+                print(f"concurrent calls {levels}, admission control off ...", file=sys.stderr)
+                result["concurrency"] = asyncio.run(bench_concurrency(unlimited, levels))
+            finally:
+                unlimited.stop()
         result["max_calls_at_p95_1500ms"] = max_calls_within(result["concurrency"])
+        burst = max(levels)
+        print(f"{burst} concurrent calls, admission control on (default config) ...", file=sys.stderr)
+        result["admission"] = asyncio.run(bench_concurrency(agent, (burst,)))[0]
     finally:
         agent.stop()
     if args.no_asr:
