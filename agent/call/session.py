@@ -25,7 +25,7 @@ from agent.call.clauses import ClauseSplitter, speakable, split_clauses
 from agent.call.playout import FRAME, FRAME_S, Playout
 from agent.call.recording import CallRecording
 from agent.engines import Engines
-from agent.privacy.redact import PAYMENT_TYPES
+from agent.privacy.redact import DTMF, PAYMENT_TYPES
 from agent.protocol import audiosocket as proto
 from agent.stages.base import TranscriberStream, Transcript
 from agent.store.records import CallRecord, CallStore, discloses_ai
@@ -460,7 +460,7 @@ class CallSession:
         """Keypad input is a caller turn too; which keys is not recorded (often an account number)."""
         self._turn_no += 1
         self._utterance = None
-        self._record.write("caller_turn", n=self._turn_no, heard="[keypad]", keypad=True)
+        self._record.write("caller_turn", n=self._turn_no, heard=f"[{DTMF}]", keypad=True)
 
     async def _handle(self, reply: Reply) -> Outcome | None:
         """Act on the dialogue's reply; returns an outcome when the call ends here."""

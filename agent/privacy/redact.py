@@ -22,8 +22,8 @@ from agent.brain.numbers import spoken_digits
 
 CARD, CVV, SSN, IBAN, ACCOUNT, PHONE, EMAIL, DOB, NAME, DTMF = (
     "CARD_NUMBER", "CVV", "SSN", "IBAN", "ACCOUNT_NUMBER", "PHONE_NUMBER", "EMAIL", "DATE_OF_BIRTH", "NAME", "DTMF",
+    # DTMF: keypad entries are never stored, the record says "[DTMF]" for them
 )  # fmt: skip
-TYPES = (CARD, CVV, SSN, IBAN, ACCOUNT, PHONE, EMAIL, DOB, NAME, DTMF)
 # payment data: a call recording is silenced while any of these is said
 PAYMENT_TYPES = frozenset({CARD, CVV, IBAN, SSN, ACCOUNT})
 
@@ -190,22 +190,6 @@ DEFAULT = Redactor()
 def redact(text: str) -> str:
     """Redact with the default rules (no business identifiers configured)."""
     return DEFAULT.redact(text)
-
-
-def redact_keypad(digits: str) -> str:
-    """Keypad entries are never stored: only that there was one."""
-    return f"[{DTMF}]" if digits else digits
-
-
-def redact_value(value, redactor: Redactor = DEFAULT):
-    """Redact every string inside a JSON-like value (tool arguments, results)."""
-    if isinstance(value, str):
-        return redactor.redact(value)
-    if isinstance(value, dict):
-        return {k: redact_value(v, redactor) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [redact_value(v, redactor) for v in value]
-    return value
 
 
 # ---- finders --------------------------------------------------------------

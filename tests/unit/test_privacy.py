@@ -9,7 +9,7 @@ import pytest
 from agent.config import PROJECT_ROOT
 from agent.privacy.evaluate import HELDOUT, score
 from agent.privacy.log_filter import CallerText, RedactingFilter
-from agent.privacy.redact import Redactor, redact, redact_keypad
+from agent.privacy.redact import Redactor, redact
 
 
 def test_corpus_meets_the_recall_and_precision_targets():
@@ -59,7 +59,6 @@ def test_configured_order_numbers_are_kept_but_cards_never():
     assert shop.redact("order 2024118842 please") == "order 2024118842 please"
     assert redact("order 2024118842 please") == "order [PHONE_NUMBER] please"
     assert shop.redact("card 4111111111111111") == "card [CARD_NUMBER]"
-    assert redact_keypad("4112") == "[DTMF]"
 
 
 def test_redact_command_filters_stdin_line_by_line():
