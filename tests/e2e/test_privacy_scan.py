@@ -9,6 +9,7 @@ not find the values.
 import json
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -19,7 +20,7 @@ from agent.store.db import make_engine
 from agent.store.records import read_record
 
 pytestmark = pytest.mark.e2e
-ASTERISK_LOGS = PROJECT_ROOT.parent / "none"  # replaced below if the chroot exists
+ASTERISK_LOGS = Path("/opt/phone-agent/asterisk-root/var/log/asterisk")  # CDRs, queue_log, messages
 SCENARIO = """
 name: pii-call
 config: shop
@@ -40,18 +41,13 @@ RAW = [
 ]  # fmt: skip
 
 
-def files_to_scan(database: str, report_path) -> list:
-    root = PROJECT_ROOT / "state"
-    db_file = database.removeprefix("sqlite:///")
-    paths = [report_path, *[p for p in (root / "temp-agent.log", root / "agent.log") if p.exists()]]
-    paths += [p for p in (db_file, db_file + "-wal", db_file + "-shm") if __import__("os").path.exists(p)]
-    asterisk_logs = __import__("pathlib").Path("/opt/phone-agent/asterisk-root/var/log/asterisk")
-    if asterisk_logs.exists():
-        paths += [p for p in asterisk_logs.rglob("*") if p.is_file()]
-    recordings = STATE_DIR / "recordings"
-    if recordings.exists():
-        paths += list(recordings.glob("*"))
-    return [__import__("pathlib").Path(p) for p in paths]
+def files_to_scan(database: str, report_path: Path) -> list[Path]:
+    """Everything the call could have written: database and WAL, logs, Asterisk's records, recordings."""
+    db_file = Path(database.removeprefix("sqlite:///"))
+    candidates = [report_path, STATE_DIR / "temp-agent.log", STATE_DIR / "agent.log"]
+    candidates += [db_file, db_file.with_name(db_file.name + "-wal"), db_file.with_name(db_file.name + "-shm")]
+    candidates += list(ASTERISK_LOGS.rglob("*")) + list((STATE_DIR / "recordings").glob("*"))
+    return [p for p in candidates if p.is_file()]
 
 
 async def test_a_call_full_of_pii_leaves_none_of_it_behind(tmp_path):
