@@ -110,9 +110,12 @@ class Caller:
 
     async def _read(self):
         loop = asyncio.get_running_loop()
-        while data := await self.reader.read(4096):
-            for message in self.decoder.feed(data):
-                self.received.append((loop.time(), message))
+        try:
+            while data := await self.reader.read(4096):
+                for message in self.decoder.feed(data):
+                    self.received.append((loop.time(), message))
+        except ConnectionResetError:
+            pass  # the agent closed while our audio was still arriving: the kernel resets, as with Asterisk
 
     async def send_audio(self, pcm, realtime=True):
         for i in range(0, len(pcm), 320):
