@@ -274,11 +274,9 @@ def bench_pii() -> dict:
 def bench_store(url: str, calls: int = 20) -> dict:
     """Commit time per call-record event (each event is its own transaction, committed to disk)."""
     from agent.store.db import make_engine
-    from agent.store.records import CallStore, apply_event
+    from agent.store.records import apply_event
 
-    engine = make_engine(url)
-    store = CallStore(engine)
-    store.close()  # measure the writer's work directly, one event at a time
+    engine = make_engine(url)  # the writer thread's work, measured directly one event at a time
     timings = []
     for index in range(calls):
         call_id = f"bench-{time.time_ns()}-{index}"
@@ -298,7 +296,7 @@ def bench_store(url: str, calls: int = 20) -> dict:
                 apply_event(conn, call_id, seq, time.time(), event, data)
             timings.append((time.perf_counter() - t0) * 1000)
     engine.dispose()
-    return {"backend": make_engine(url, migrate=False).dialect.name, "events": len(timings), **summary(timings)}
+    return {"backend": engine.dialect.name, "events": len(timings), **summary(timings)}
 
 
 def print_pii(pii: dict) -> None:
@@ -320,14 +318,12 @@ def print_pii(pii: dict) -> None:
 
 def privacy_store_bench(out_dir: Path) -> list[dict]:
     """Call-record commit times on SQLite (a scratch file) and, if it runs, the project's PostgreSQL."""
-    import tempfile
+    from agent.store.db import postgres_url
 
     results = []
     with tempfile.TemporaryDirectory() as scratch:
         results.append(bench_store(f"sqlite:///{scratch}/bench.db"))
-    pg_env = PROJECT_ROOT / "state" / "postgres.env"
-    if pg_env.exists():
-        url = pg_env.read_text().strip().split("=", 1)[1]
+    if url := postgres_url():
         results.append(bench_store(url))
     return results
 

@@ -43,7 +43,9 @@ def main() -> None:
     print("|---|---|---|")
     for end_silence in CANDIDATES:
         cut = sum(1 for pcm in audio if pauses_and_splits(pcm, end_silence, detector) > 1)
-        print(f"| {end_silence:.2f} s | {cut} / {len(audio)} = {cut / len(audio):.1%} | {450 - end_silence * 1000:.0f} ms |")
+        print(
+            f"| {end_silence:.2f} s | {cut} / {len(audio)} = {cut / len(audio):.1%} | {450 - end_silence * 1000:.0f} ms |"
+        )
 
 
 if __name__ == "__main__":

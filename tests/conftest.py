@@ -7,20 +7,8 @@ import os
 import pytest
 from sqlalchemy import create_engine, text
 
-from agent.config import PROJECT_ROOT
 from agent.store import db
-
-PG_ENV = PROJECT_ROOT / "state" / "postgres.env"
-
-
-def postgres_url() -> str | None:
-    """The project's PostgreSQL server (scripts/postgres.sh start, which `make test` runs)."""
-    if not PG_ENV.exists():
-        return None
-    for line in PG_ENV.read_text().splitlines():
-        if line.startswith("PHONE_AGENT_PG_URL="):
-            return line.split("=", 1)[1]
-    return None
+from agent.store.db import postgres_url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

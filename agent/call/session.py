@@ -24,11 +24,12 @@ from agent.brain.grounding import unsupported_facts
 from agent.call.clauses import ClauseSplitter, speakable, split_clauses
 from agent.call.playout import FRAME, FRAME_S, Playout
 from agent.call.recording import CallRecording
+from agent.config import discloses_ai
 from agent.engines import Engines
 from agent.privacy.redact import DTMF, PAYMENT_TYPES
 from agent.protocol import audiosocket as proto
 from agent.stages.base import TranscriberStream, Transcript
-from agent.store.records import CallRecord, CallStore, discloses_ai
+from agent.store.records import CallRecord, CallStore
 from agent.telephony.ami import AmiLink
 from agent.transport.admission import Admission
 

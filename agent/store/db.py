@@ -30,6 +30,17 @@ def database_url() -> str:
     return os.environ.get("PHONE_AGENT_DB", f"sqlite:///{STATE_DIR / 'agent.db'}")
 
 
+def postgres_url() -> str | None:
+    """The project's own PostgreSQL server (scripts/postgres.sh start writes state/postgres.env), if set up."""
+    env = STATE_DIR / "postgres.env"
+    if not env.exists():
+        return None
+    for line in env.read_text().splitlines():
+        if line.startswith("PHONE_AGENT_PG_URL="):
+            return line.split("=", 1)[1]
+    return None
+
+
 def make_engine(url: str | None = None, migrate: bool = True) -> Engine:
     url = url or database_url()
     if url.startswith("sqlite:///"):
