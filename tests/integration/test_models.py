@@ -62,6 +62,35 @@ def test_asr_on_silence_is_empty(asr):
     assert transcribe(asr, silence(1000)).text.strip() == ""
 
 
+def test_whisper_short_window_hears_what_the_full_window_hears(asr):
+    """The utterance-sized window (the fast path) against faster-whisper's own 30-second one, same prompts."""
+    if asr.engine != "faster-whisper":
+        pytest.skip("Whisper only")
+    sample = load_prompts()[::40]
+    hint = "Riverside Dental Clinic. Book, move or cancel a check-up."
+    full = [(p.text, asr._transcribe_full(_float_audio(p.pcm()), hint).text) for p in sample]
+    short = [(p.text, asr.transcribe(p.pcm(), hint).text) for p in sample]
+    print(f"WER full window {word_error_rate(full):.1%}, short window {word_error_rate(short):.1%} ({len(sample)} prompts)")
+    assert word_error_rate(short) <= word_error_rate(full) + 0.05
+
+
+def test_whisper_long_utterance_takes_the_full_window(asr):
+    if asr.engine != "faster-whisper":
+        pytest.skip("Whisper only")
+    prompt = next(p for p in load_prompts() if 3 * 16000 <= len(p.pcm()) <= 4 * 16000)
+    pcm = prompt.pcm() * 8  # 24-32 s: past the short window's limit
+    words = transcribe(asr, pcm).text.split()
+    assert len(words) >= 4 * len(prompt.text.split())  # the whole recording was heard, not its first window
+
+
+def _float_audio(pcm8k):
+    import numpy as np
+
+    from agent.audio.pcm import resample, to_int16
+
+    return to_int16(resample(pcm8k, 8000, 16000)).astype(np.float32) / 32768.0
+
+
 def test_vosk_streaming_path_with_the_korean_model(tmp_path):
     from agent.stages.asr_vosk import VoskTranscriber
 

@@ -66,3 +66,15 @@ def test_unreachable_host_falls_back_to_registry_models(tmp_path, monkeypatch):
     )
     assert any("using registry models" in line for line in lines)
     assert models.choose_asr().engine == "faster-whisper"
+
+
+def test_a_sentence_repeating_the_one_before_is_dropped():
+    from agent.stages.asr_whisper import drop_repeated_sentences
+
+    assert drop_repeated_sentences("Are you open on Saturday? Are you open on Saturday? Are you open on") == (
+        "Are you open on Saturday?"
+    )
+    assert drop_repeated_sentences("November. November. November.") == "November."
+    assert drop_repeated_sentences("Nine nine nine nine.") == "Nine nine nine nine."  # digits said twice stay
+    assert drop_repeated_sentences("Yes. Friday at two. Yes.") == "Yes. Friday at two. Yes."
+    assert drop_repeated_sentences("") == ""
