@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from agent.models import Choice, active_models
 from agent.stages.base import ChatModel, ModelMissing, Synthesizer, Transcriber
+from agent.stages.compute import ComputeQueue
+from agent.stages.speech_cache import SpeechCache
 
 log = logging.getLogger(__name__)
 
@@ -17,6 +19,8 @@ class Engines:
     llm: ChatModel
     tts: Synthesizer
     choices: list[Choice]
+    compute: ComputeQueue = field(default_factory=ComputeQueue)  # ASR and TTS jobs of all calls, most urgent first
+    speech: SpeechCache = field(default_factory=SpeechCache)  # audio of sentences every caller hears
 
 
 def _require(choice: Choice):

@@ -36,6 +36,11 @@ class Playout:
     def speaking(self) -> bool:
         return bool(self._queue)
 
+    @property
+    def queued_s(self) -> float:
+        """Seconds of bot audio still to play."""
+        return len(self._queue) * FRAME_S
+
     def enqueue(self, pcm: bytes) -> int:
         """Queue 8 kHz PCM; returns the frame index at which it will have played."""
         chunk = frames(pcm, FRAME)

@@ -29,6 +29,7 @@ from agent.engines import Engines
 from agent.privacy.redact import DTMF, PAYMENT_TYPES
 from agent.protocol import audiosocket as proto
 from agent.stages.base import TranscriberStream, Transcript
+from agent.stages.compute import ComputeQueue
 from agent.store.records import CallRecord, CallStore
 from agent.telephony.ami import AmiLink
 from agent.transport.admission import Admission
@@ -264,6 +265,7 @@ class CallSession:
                                     self._superseded_up_to = self._streams - 1
                                 stream = _StreamingRecognition(
                                     self._engines.asr.open_stream(self._brain.asr_hint),
+                                    self._engines.compute,
                                     loop,
                                     self._streams,
                                     continues=previous is not None,
@@ -313,8 +315,9 @@ class CallSession:
                 stream.drop_speculation()  # the caller went on
             return
         pause = media_time - segmenter.last_speech_at
-        if pause >= SPECULATE_AFTER_S and _StreamingRecognition.decoding < CORES:
-            stream.speculate(self._engines.asr.open_stream(self._brain.asr_hint), media_time)
+        if pause >= SPECULATE_AFTER_S and _StreamingRecognition.decoding < CORES and not self._engines.compute.waiting:
+            endpoint_in_s = segmenter.settings.end_silence_s - pause
+            stream.speculate(self._engines.asr.open_stream(self._brain.asr_hint), media_time, endpoint_in_s)
 
     def _continued_utterance(self, media_time: float) -> bytes | None:
         """The previous utterance's audio if this speech continues it: the caller only paused.
@@ -362,8 +365,7 @@ class CallSession:
         caller_id = await self._caller_id()
         self._dialogue = self._brain.dialogue(caller_id)
         opening = self._dialogue.opening()
-        greeting = f"{config.greeting} {opening}" if opening else config.greeting
-        self._start_reply(self._speak_fixed(greeting, kind="greeting"))
+        self._start_reply(self._speak_fixed(config.greeting, kind="greeting", personal=opening))
         silence_prompts = 0
         last_activity = time.monotonic()  # caller spoke/pressed, or the bot finished talking
         while True:
@@ -512,12 +514,21 @@ class CallSession:
         if barge_at is not None and dropped:
             self._record.write("barge_in", stop_ms=round((time.monotonic() - barge_at) * 1000))
 
-    async def _speak(self, text: str) -> bool:
-        """Synthesize and queue one clause; remember where it ends so an interruption knows what was heard."""
+    async def _speak(self, text: str, reusable: bool = False) -> bool:
+        """Synthesize and queue one clause; remember where it ends so an interruption knows what was heard.
+
+        reusable: the same words for every caller (greeting, prompts, knowledge-base answers), so
+        the audio is kept in the shared speech cache; never for text with a caller's details.
+        """
         text = speakable(text)
         if not text:
             return False
-        pcm = await asyncio.to_thread(self._engines.tts.synthesize, text)
+        pcm = self._engines.speech.get(text) if reusable else None
+        if pcm is None:
+            needed_at = time.monotonic() + self._playout.queued_s  # when the audio queued before it runs out
+            pcm = await self._engines.compute.run(self._engines.tts.synthesize, text, deadline=needed_at)
+            if reusable:
+                self._engines.speech.put(text, pcm)
         end_frame = self._playout.enqueue(pcm)
         self._spoken.append((text, end_frame))
         return True
@@ -530,9 +541,13 @@ class CallSession:
         """Text of the clauses that fully played before playback stopped."""
         return " ".join(text for text, end in self._spoken if end <= self._playout.frames_played)
 
-    async def _speak_fixed(self, text: str, kind: str) -> None:
+    async def _speak_fixed(self, text: str, kind: str, personal: str = "") -> None:
+        """A sentence from the configuration (the same for every caller), then any words for this caller."""
         self._begin_bot_turn()
-        await self._speak(text)
+        await self._speak(text, reusable=True)
+        if personal:
+            await self._speak(personal)
+            text = f"{text} {personal}"
         extra = {"disclosure": discloses_ai(text)} if kind == "greeting" else {}
         self._record.write("bot_turn", kind=kind, text=text, **extra)
         self._history.append({"role": "assistant", "content": text})
@@ -556,9 +571,9 @@ class CallSession:
                     await self._generate_answer(reply.answer, started, timings)
                 else:
                     for clause in split_clauses(reply.answer.extractive):
-                        await self._speak_timed(clause, started, timings)
+                        await self._speak_timed(clause, started, timings, reusable=True)
             if not self._spoken:
-                await self._speak(self._config.fallback_message)
+                await self._speak(self._config.fallback_message, reusable=True)
         except asyncio.CancelledError:
             interrupted = True
             raise
@@ -609,7 +624,7 @@ class CallSession:
                         self._record.write("grounding_block", reply_to=self._reply_to, facts=len(invented))
                         stop.set()
                         if len(self._spoken) == spoken_before:
-                            await self._speak_timed(answer.extractive, started, timings)
+                            await self._speak_timed(answer.extractive, started, timings, reusable=True)
                         return
                     await self._speak_timed(clause, started, timings)
                 if piece is None:
@@ -618,9 +633,11 @@ class CallSession:
             stop.set()
             await asyncio.shield(generator)
 
-    async def _speak_timed(self, clause: str, started: float, timings: dict[str, float]) -> None:
+    async def _speak_timed(
+        self, clause: str, started: float, timings: dict[str, float], reusable: bool = False
+    ) -> None:
         timings.setdefault("text_ready_ms", (time.monotonic() - started) * 1000)  # decision/LLM until words exist
-        if await self._speak(clause) and "first_audio_ms" not in timings:
+        if await self._speak(clause, reusable) and "first_audio_ms" not in timings:
             timings["first_audio_ms"] = (time.monotonic() - started) * 1000  # + TTS until audio is queued
             if self._admission:  # the load signal: speech end -> first audio, as the caller waits for it
                 self._admission.observe_reply(timings.get("asr_ms", 0) + timings["first_audio_ms"])
@@ -676,9 +693,15 @@ class _StreamingRecognition:
     last_frame: int | None = None
 
     def __init__(
-        self, stream: TranscriberStream, loop: asyncio.AbstractEventLoop, number: int, continues: bool = False
+        self,
+        stream: TranscriberStream,
+        compute: ComputeQueue,
+        loop: asyncio.AbstractEventLoop,
+        number: int,
+        continues: bool = False,
     ) -> None:
         self.number = number
+        self._compute = compute
         self.continues = continues
         self.audio = bytearray()  # kept so a caller who goes on after a pause is recognised as one turn
         self._stream = stream
@@ -690,7 +713,7 @@ class _StreamingRecognition:
             self.audio += pcm
             self._queue.put_nowait(pcm)
 
-    def speculate(self, stream: TranscriberStream, at: float) -> None:
+    def speculate(self, stream: TranscriberStream, at: float, needed_in_s: float) -> None:
         """Recognise what was said so far, in parallel, at a short pause: if the caller has finished,
         the transcript is ready sooner; if they go on, the result is dropped (see `drop_speculation`)."""
         audio = bytes(self.audio)
@@ -700,7 +723,7 @@ class _StreamingRecognition:
             return stream.finish()
 
         self.speculated_at = at
-        self.speculation = asyncio.ensure_future(_decode(recognise))
+        self.speculation = asyncio.ensure_future(self._decode(recognise, time.monotonic() + needed_in_s))
 
     def drop_speculation(self) -> None:
         self.speculation = None  # its decode finishes in the background; the result is not used
@@ -715,7 +738,7 @@ class _StreamingRecognition:
             audio = b"".join(c for c in chunks if c is not None)
             if audio:
                 await asyncio.to_thread(self._stream.accept, audio)
-        return await _decode(self._stream.finish)
+        return await self._decode(self._stream.finish)
 
     async def finish(self):
         if self.speculation is not None:
@@ -724,11 +747,11 @@ class _StreamingRecognition:
         self._queue.put_nowait(None)
         return await self._task
 
-
-async def _decode(recognise) -> Transcript:
-    """Run a final decode in a worker thread, counting decodes in flight (the box's ASR load)."""
-    _StreamingRecognition.decoding += 1
-    try:
-        return await asyncio.to_thread(recognise)
-    finally:
-        _StreamingRecognition.decoding -= 1
+    async def _decode(self, recognise, deadline: float | None = None) -> Transcript:
+        """Decode on the shared compute queue (a caller is waiting: due now, or when the endpoint
+        would close), counting decodes in flight (the box's ASR load)."""
+        _StreamingRecognition.decoding += 1
+        try:
+            return await self._compute.run(recognise, deadline=deadline)
+        finally:
+            _StreamingRecognition.decoding -= 1

@@ -70,7 +70,9 @@ def test_whisper_short_window_hears_what_the_full_window_hears(asr):
     hint = "Riverside Dental Clinic. Book, move or cancel a check-up."
     full = [(p.text, asr._transcribe_full(_float_audio(p.pcm()), hint).text) for p in sample]
     short = [(p.text, asr.transcribe(p.pcm(), hint).text) for p in sample]
-    print(f"WER full window {word_error_rate(full):.1%}, short window {word_error_rate(short):.1%} ({len(sample)} prompts)")
+    print(
+        f"WER full window {word_error_rate(full):.1%}, short window {word_error_rate(short):.1%} ({len(sample)} prompts)"
+    )
     assert word_error_rate(short) <= word_error_rate(full) + 0.05
 
 
