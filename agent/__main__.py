@@ -162,6 +162,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     bench.add_argument("--no-asr", action="store_true", help="skip the ASR accuracy run on Asterisk's prompts")
     bench.add_argument(
+        "--no-speech-cache",
+        action="store_true",
+        help="calls with capacity.speech_cache_mb: 0, every sentence synthesized (worst-case load)",
+    )
+    bench.add_argument(
         "--privacy", action="store_true", help="only PII redaction accuracy and call-record commit times"
     )
     bench.add_argument("--out", type=Path, default=Path("bench-results"))

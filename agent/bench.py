@@ -139,16 +139,21 @@ async def bench_concurrency(agent: TemporaryAgent, levels: tuple[int, ...]) -> l
     return results
 
 
-def _without_admission(scratch: Path) -> Path:
-    """A copy of the default config whose capacity limits never trigger."""
+def _bench_config(scratch: Path, admission: bool, speech_cache: bool) -> Path:
+    """A copy of the default config, with capacity limits that never trigger (admission off)
+    and/or no speech cache (every sentence synthesized: the worst case for load)."""
     import shutil
 
     import yaml
 
-    directory = scratch / DEFAULT_CONFIG_DIR.name
+    directory = scratch / f"{DEFAULT_CONFIG_DIR.name}-{int(admission)}{int(speech_cache)}"
     shutil.copytree(DEFAULT_CONFIG_DIR, directory)
     config = yaml.safe_load((directory / "agent.yaml").read_text())
-    config["capacity"] = {"max_calls": 1000, "max_reply_ms": 3_600_000}
+    capacity = config.setdefault("capacity", {})
+    if not admission:
+        capacity.update(max_calls=1000, max_reply_ms=3_600_000)
+    if not speech_cache:
+        capacity["speech_cache_mb"] = 0
     (directory / "agent.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return directory
 
@@ -351,6 +356,9 @@ def write_report(result: dict, out_dir: Path) -> Path:
         "",
         "Models: " + ", ".join(f"{m['role']}={m['engine']}/{m['model']}" for m in result["models"]),
         "",
+        "Speech cache: "
+        + ("on (sentences every caller hears are synthesized once)" if result["speech_cache"] else "off"),
+        "",
         "| metric | value |",
         "|---|---|",
         f"| reply latency, caller side (p50 / p95 / max, n={lat['n']}) | {lat['p50']} / {lat['p95']} / {lat['max']} ms |",
@@ -425,7 +433,10 @@ def run_bench(args) -> int:
     started = time.time()
     subprocess.run(["bash", str(PROJECT_ROOT / "scripts" / "asterisk.sh"), "start"], check=True)
     calls = args.calls or (1 if args.quick else 5)
-    agent = TemporaryAgent(DEFAULT_CONFIG_DIR)
+    cache = not args.no_speech_cache
+    scratch_dir = tempfile.TemporaryDirectory()
+    scratch = Path(scratch_dir.name)
+    agent = TemporaryAgent(DEFAULT_CONFIG_DIR if cache else _bench_config(scratch, True, cache))
     t0 = time.perf_counter()
     agent.start()
     startup_s = round(time.perf_counter() - t0, 2)
@@ -433,15 +444,14 @@ def run_bench(args) -> int:
         print(f"calls through Asterisk ({calls}) ...", file=sys.stderr)
         result = asyncio.run(bench_calls(agent, calls))
         levels = args.levels or ((2,) if args.quick else CONCURRENCY_LEVELS)
-        with tempfile.TemporaryDirectory() as scratch:
-            # capacity is measured with admission control off; then shown with it on (the default config)
-            unlimited = TemporaryAgent(_without_admission(Path(scratch)))
-            unlimited.start()
-            try:
-                print(f"concurrent calls {levels}, admission control off ...", file=sys.stderr)
-                result["concurrency"] = asyncio.run(bench_concurrency(unlimited, levels))
-            finally:
-                unlimited.stop()
+        # capacity is measured with admission control off; then shown with it on (the default config)
+        unlimited = TemporaryAgent(_bench_config(scratch, False, cache))
+        unlimited.start()
+        try:
+            print(f"concurrent calls {levels}, admission control off ...", file=sys.stderr)
+            result["concurrency"] = asyncio.run(bench_concurrency(unlimited, levels))
+        finally:
+            unlimited.stop()
         result["max_calls_at_p95_1500ms"] = max_calls_within(result["concurrency"])
         result["admission"] = None
         if not args.quick:  # --quick stays under three minutes
@@ -450,6 +460,8 @@ def run_bench(args) -> int:
             result["admission"] = asyncio.run(bench_concurrency(agent, (burst,)))[0]
     finally:
         agent.stop()
+        scratch_dir.cleanup()
+    result["speech_cache"] = cache
     if args.no_asr:
         result["asr"] = {"engine": "-", "model": "-", "prompts": 0, "wer": None, "rtf": None, "skipped": True}
     else:

@@ -156,6 +156,9 @@ class Capacity(_Strict):
     # (docs/benchmarks.md); `make bench` prints the number for the box it runs on
     max_calls: int = Field(2, ge=1, description="calls served at once; more go to a human")
     max_reply_ms: float = Field(1500, gt=0, description="recent replies slower than this: new calls go to a human")
+    speech_cache_mb: int = Field(
+        64, ge=0, description="memory for audio of sentences every caller hears (greeting, answers); 0: off"
+    )
 
 
 class AgentConfig(_Strict):

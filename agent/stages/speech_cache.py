@@ -16,11 +16,21 @@ DEFAULT_MAX_BYTES = 64 * 1024 * 1024  # ~70 minutes of 8 kHz speech
 
 class SpeechCache:
     def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
-        self.max_bytes = max_bytes
         self._audio: OrderedDict[str, bytes] = OrderedDict()
         self._bytes = 0
+        self._max_bytes = max_bytes
         self.hits = 0
         self.misses = 0
+
+    @property
+    def max_bytes(self) -> int:
+        return self._max_bytes
+
+    @max_bytes.setter
+    def max_bytes(self, value: int) -> None:
+        """Set from capacity.speech_cache_mb (at start and when the config is edited)."""
+        self._max_bytes = value
+        self._evict()
 
     def get(self, text: str) -> bytes | None:
         pcm = self._audio.get(text)
@@ -33,9 +43,12 @@ class SpeechCache:
 
     def put(self, text: str, pcm: bytes) -> None:
         if text in self._audio or len(pcm) > self.max_bytes:
-            return
+            return  # also: a cache of 0 bytes (capacity.speech_cache_mb: 0) keeps nothing
         self._audio[text] = pcm
         self._bytes += len(pcm)
-        while self._bytes > self.max_bytes:  # least recently heard first
+        self._evict()
+
+    def _evict(self) -> None:
+        while self._bytes > self._max_bytes:  # least recently heard first
             _text, old = self._audio.popitem(last=False)
             self._bytes -= len(old)

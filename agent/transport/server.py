@@ -33,6 +33,7 @@ class AgentServer:
         self.records = CallStore(self.database)
         self.records.mark_interrupted()  # calls a crash cut off
         self.admission = Admission(config.capacity.max_calls, config.capacity.max_reply_ms)
+        engines.speech.max_bytes = config.capacity.speech_cache_mb * 2**20
         self.brain = self._build_brain(config)
         self.host = host
         self.port = port
@@ -49,6 +50,7 @@ class AgentServer:
         task = asyncio.current_task()
         capacity = self.config.capacity
         self.admission.max_calls, self.admission.max_reply_ms = capacity.max_calls, capacity.max_reply_ms
+        self.engines.speech.max_bytes = capacity.speech_cache_mb * 2**20
         decision = self.admission.decide(len(self.active))
         self.active.add(task)
         try:

@@ -337,3 +337,49 @@ async def test_a_speculation_the_caller_talks_over_is_dropped(server):
     await caller.closed()
     heard = [e["heard"] for e in read_record(caller.call_id) if e["event"] == "caller_turn"]
     assert heard == ["when are you open"]  # from the speculation at the real end, not the dropped one
+
+
+def test_speech_cache_keeps_recent_sentences_within_its_budget():
+    from agent.stages.speech_cache import SpeechCache
+
+    cache = SpeechCache(max_bytes=10)
+    cache.put("a", b"12345")
+    cache.put("b", b"12345")
+    assert cache.get("a") == b"12345"  # now the most recently heard
+    cache.put("c", b"12345")  # over budget: "b" goes
+    assert cache.get("b") is None and cache.get("a") and cache.get("c")
+    cache.max_bytes = 0  # capacity.speech_cache_mb: 0 turns it off
+    assert cache.get("a") is None
+    cache.put("d", b"1")
+    assert cache.get("d") is None
+
+
+def test_compute_queue_runs_the_earliest_deadline_first():
+    import asyncio
+    import threading
+    import time
+
+    from agent.stages.compute import ComputeQueue
+
+    async def main():
+        queue = ComputeQueue(workers=1)
+        gate = threading.Event()
+        order = []
+        blocker = asyncio.ensure_future(queue.run(gate.wait))  # occupies the worker while the others queue
+        await asyncio.sleep(0.05)
+        now = time.monotonic()
+        later = asyncio.ensure_future(queue.run(order.append, "later clause", deadline=now + 3))
+        skipped = asyncio.ensure_future(queue.run(order.append, "caller gone", deadline=now + 1))
+        urgent = asyncio.ensure_future(queue.run(order.append, "transcript", deadline=now))
+        await asyncio.sleep(0.05)
+        skipped.cancel()
+        gate.set()
+        await asyncio.gather(blocker, later, urgent)
+        failing = queue.run(lambda: 1 / 0)
+        try:
+            await failing
+        except ZeroDivisionError:
+            order.append("error reached the caller")
+        return order
+
+    assert asyncio.run(main()) == ["transcript", "later clause", "error reached the caller"]
