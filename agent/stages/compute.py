@@ -7,8 +7,10 @@ played. Each job therefore carries a deadline, the moment its result is
 needed (now, for a transcript or the first clause of a reply; when the audio
 queued before it runs out, for a later clause), and the workers take the
 earliest deadline first. A job whose caller has gone (barge-in, hang-up) is
-skipped before it starts. The models run their own threads, so a couple of
-workers keep the cores busy without oversubscribing them.
+skipped before it starts. The models run on all cores themselves, so one
+worker is the default: a job then has both cores and ends soonest (8 calls,
+every sentence synthesized: p95 1.94 s with one worker, 2.45 s with two;
+docs/benchmarks.md). PHONE_AGENT_COMPUTE_WORKERS overrides it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-DEFAULT_WORKERS = int(os.environ.get("PHONE_AGENT_COMPUTE_WORKERS", "2"))
+DEFAULT_WORKERS = int(os.environ.get("PHONE_AGENT_COMPUTE_WORKERS", "1"))
 
 
 class ComputeQueue:
