@@ -9,6 +9,7 @@ be compared) and bench-results/report.md.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import statistics
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from agent.asr_corpus import load_prompts, word_error_rate
 from agent.caller.runner import CallerVoice, TemporaryAgent, place_call
-from agent.caller.scenario import load_scenario
+from agent.caller.scenario import Scenario, Turn, load_scenario
 from agent.config import DEFAULT_CONFIG_DIR, PROJECT_ROOT, load_box_settings
 from agent.models import active_models, choose_asr, choose_llm, choose_tts
 
@@ -93,21 +94,42 @@ CONCURRENCY_LEVELS = (1, 2, 4, 8, 12, 16)
 P95_LIMIT_MS = 1500
 
 
+# what the concurrent callers ask: caller i asks three of these in turn, so callers differ
+CALLER_QUESTIONS = (
+    "Hi, when are you open?",
+    "How much does a cleaning cost?",
+    "Where is the clinic?",
+    "Are you open on Saturday?",
+    "Do you accept Delta Dental insurance?",
+    "Is there parking near the clinic?",
+    "How much is a filling?",
+    "How long does a check-up take?",
+    "Do you take Medicaid?",
+)
+
+
+def caller_script(scenario: Scenario, index: int) -> Scenario:
+    """The bench scenario with caller index's three questions (then its goodbye)."""
+    asks = [CALLER_QUESTIONS[(index * 3 + k) % len(CALLER_QUESTIONS)] for k in range(3)]
+    return dataclasses.replace(scenario, turns=[Turn("say", q) for q in asks] + scenario.turns[-1:])
+
+
 async def bench_concurrency(agent: TemporaryAgent, levels: tuple[int, ...]) -> list[dict]:
-    """N callers at once, each asking the bench questions like a caller; latency per turn, failures."""
+    """N callers at once, each asking three questions like a caller; latency per turn, failures."""
     box = load_box_settings()
     voice = CallerVoice()
     scenario = load_scenario(SCENARIOS / "bench.yaml")
-    for turn in scenario.turns:  # synthesized once, before any call starts
-        if turn.kind == "say":
-            voice.speak(str(turn.value))
+    for text in (*CALLER_QUESTIONS, scenario.turns[-1].value):  # synthesized once, before any call starts
+        voice.speak(str(text))
     results = []
     for level in levels:
 
         async def one_call(index: int) -> dict | Exception:
             await asyncio.sleep(index * 0.25)  # callers do not all dial in the same instant
             try:
-                return await place_call(scenario, box, voice, agent.address, database=agent.database)
+                return await place_call(
+                    caller_script(scenario, index), box, voice, agent.address, database=agent.database
+                )
             except Exception as exc:  # counted as failed
                 return exc
 

@@ -1,9 +1,12 @@
 """Offline A/B of faster-whisper decoding options: scenario lines and Asterisk prompts.
 
 Run: PYTHONPATH=. .venv/bin/python scripts/asr-decoding-ab.py   (about 4 minutes on 2 cores)
+     PYTHONPATH=. .venv/bin/python scripts/asr-decoding-ab.py --window   (the agent's utterance-sized
+     window against faster-whisper's 30-second one, hint on; about 5 minutes)
 The scenario lines go through G.711 like a phone line. Results: docs/benchmarks.md.
 """
 
+import sys
 import time
 from pathlib import Path
 
@@ -31,7 +34,29 @@ def scenario_lines() -> list[tuple[str, str]]:
     return lines
 
 
+def window_ab() -> None:
+    from agent.engines import load_transcriber
+    from agent.models import choose_asr
+
+    voice = CallerVoice()
+    phone_audio = [(text, ulaw_decode(ulaw_encode(voice.speak(text))), hint) for text, hint in scenario_lines()]
+    clinic_hint = asr_hint(load_config(CONFIGS_DIR / "clinic"))
+    prompts = [(p.text, p.pcm(), clinic_hint) for p in load_prompts()[::9][:100]]
+    asr = load_transcriber(choose_asr())
+    for label, short in (("30-second window (faster-whisper)", False), ("utterance-sized window (agent)", True)):
+        asr.short_window = short
+        results = []
+        for corpus in (phone_audio, prompts):
+            started = time.perf_counter()
+            pairs = [(text, asr.transcribe(pcm, hint).text) for text, pcm, hint in corpus]
+            ms = (time.perf_counter() - started) / len(corpus) * 1000
+            results.append(f"WER {word_error_rate(pairs):.1%} ({ms:.0f} ms/utt)")
+        print(f"{label}: scenario lines {results[0]}; Asterisk prompts (100) {results[1]}")
+
+
 def main() -> None:
+    if "--window" in sys.argv:
+        return window_ab()
     voice = CallerVoice()
     phone_audio = [(text, ulaw_decode(ulaw_encode(voice.speak(text))), hint) for text, hint in scenario_lines()]
     clinic_hint = asr_hint(load_config(CONFIGS_DIR / "clinic"))

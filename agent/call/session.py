@@ -24,7 +24,7 @@ from agent.brain.grounding import unsupported_facts
 from agent.call.clauses import ClauseSplitter, speakable, split_clauses
 from agent.call.playout import FRAME, FRAME_S, Playout
 from agent.call.recording import CallRecording
-from agent.config import discloses_ai
+from agent.config import AgentConfig, discloses_ai
 from agent.engines import Engines
 from agent.privacy.redact import DTMF, PAYMENT_TYPES
 from agent.protocol import audiosocket as proto
@@ -523,12 +523,8 @@ class CallSession:
         text = speakable(text)
         if not text:
             return False
-        pcm = self._engines.speech.get(text) if reusable else None
-        if pcm is None:
-            needed_at = time.monotonic() + self._playout.queued_s  # when the audio queued before it runs out
-            pcm = await self._engines.compute.run(self._engines.tts.synthesize, text, deadline=needed_at)
-            if reusable:
-                self._engines.speech.put(text, pcm)
+        needed_at = time.monotonic() + self._playout.queued_s  # when the audio queued before it runs out
+        pcm = await synthesize(self._engines, text, needed_at, reusable)
         end_frame = self._playout.enqueue(pcm)
         self._spoken.append((text, end_frame))
         return True
@@ -680,6 +676,23 @@ class CallSession:
         if self._ami:
             await self._ami.set_vars(self.call_id, variables)
         return outcome
+
+
+async def synthesize(engines: Engines, text: str, needed_at: float, reusable: bool) -> bytes:
+    """Speech for text from the cache or from the compute queue, due at needed_at (time.monotonic())."""
+    pcm = engines.speech.get(text) if reusable else None
+    if pcm is None:
+        pcm = await engines.compute.run(engines.tts.synthesize, text, deadline=needed_at)
+        if reusable:
+            engines.speech.put(text, pcm)
+    return pcm
+
+
+async def warm_speech(engines: Engines, config: AgentConfig) -> None:
+    """Synthesize the configured sentences before a call needs them (low priority: due in a minute)."""
+    for sentence in (config.greeting, config.silence_prompt, config.fallback_message):
+        if text := speakable(sentence):
+            await synthesize(engines, text, time.monotonic() + 60, reusable=True)
 
 
 class _StreamingRecognition:

@@ -13,7 +13,7 @@ import socket
 
 from agent.brain.dialogue import Brain
 from agent.brain.tools.orders import OrdersError
-from agent.call.session import CallSession
+from agent.call.session import CallSession, warm_speech
 from agent.config import AgentConfig, BoxSettings, ConfigError, load_config
 from agent.engines import Engines
 from agent.store.db import make_engine
@@ -42,6 +42,7 @@ class AgentServer:
         self._server: asyncio.Server | None = None
         self._watcher: asyncio.Task | None = None
         self._purger: asyncio.Task | None = None
+        self._warming: asyncio.Task | None = None
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         sock = writer.get_extra_info("socket")
@@ -81,7 +82,18 @@ class AgentServer:
             return False
         self.brain = brain
         log.info("config reloaded (%s): %s", reason, self.config.directory)
+        self._warm_speech()
         return True
+
+    def _warm_speech(self) -> None:
+        """The greeting and prompts synthesized ahead, so the first caller does not wait for them."""
+
+        def done(task: asyncio.Task) -> None:
+            if not task.cancelled() and task.exception() is not None:
+                log.error("could not synthesize the configured sentences ahead: %s", type(task.exception()).__name__)
+
+        self._warming = asyncio.create_task(warm_speech(self.engines, self.config))
+        self._warming.add_done_callback(done)
 
     async def _purge_periodically(self) -> None:
         """Retention: purge at start and then every purge_interval_hours (rules from the current config)."""
@@ -107,6 +119,7 @@ class AgentServer:
     async def start(self) -> None:
         self._watcher = asyncio.create_task(self._watch_config())
         self._purger = asyncio.create_task(self._purge_periodically())
+        self._warm_speech()
         await self.ami.connect()
         self._server = await asyncio.start_server(self._handle, self.host, self.port, reuse_address=True)
         log.info("AudioSocket server listening on %s:%s", self.host, self.port)
@@ -123,7 +136,7 @@ class AgentServer:
         await self.close()
 
     async def close(self) -> None:
-        for task in (self._watcher, self._purger):
+        for task in (self._watcher, self._purger, self._warming):
             if task:
                 task.cancel()
         if self._server:

@@ -199,6 +199,7 @@ async def test_question_gets_an_answer(server):
 
 
 async def test_barge_in_stops_the_bot(server):
+    server.engines.speech.max_bytes = 0  # not the greeting cached at start: this one is long
     server.engines.tts.seconds = 6.0  # a long greeting to interrupt
     caller = await Caller.connect(server.port)
     await caller.silence(1.0)
@@ -242,6 +243,7 @@ class BrokenTts(FakeTts):
 
 async def test_a_failing_model_hands_the_caller_to_a_human(server):
     server.engines.tts = BrokenTts()
+    server.engines.speech.max_bytes = 0  # the greeting too comes from the broken model
     caller = await Caller.connect(server.port)
     asyncio.create_task(caller.silence(3))
     await caller.closed(timeout=5)
@@ -383,3 +385,15 @@ def test_compute_queue_runs_the_earliest_deadline_first():
         return order
 
     assert asyncio.run(main()) == ["transcript", "later clause", "error reached the caller"]
+
+
+async def test_the_greeting_is_synthesized_before_the_first_call(server):
+    from agent.call.clauses import speakable
+
+    greeting = speakable(server.config.greeting)
+    for _ in range(100):
+        if server.engines.speech.get(greeting) is not None:
+            break
+        await asyncio.sleep(0.02)
+    assert server.engines.speech.get(greeting) is not None
+    assert server.engines.speech.hits >= 1 and server.engines.speech.misses >= 1  # made here, not found ready
