@@ -91,6 +91,12 @@ async def server(tmp_path, monkeypatch):
     await srv.close()
 
 
+def no_speech_cache(server):
+    """Turn the speech cache off the way an admin would (the server applies it to each new call)."""
+    server.brain.config = server.config.model_copy(update={"capacity": Capacity(speech_cache_mb=0)})
+    server.engines.speech.max_bytes = 0  # and drop what the start-up already made
+
+
 class Caller:
     """Plays Asterisk's side of an AudioSocket connection."""
 
@@ -199,7 +205,7 @@ async def test_question_gets_an_answer(server):
 
 
 async def test_barge_in_stops_the_bot(server):
-    server.engines.speech.max_bytes = 0  # not the greeting cached at start: this one is long
+    no_speech_cache(server)  # not the short greeting made at start: this one is long
     server.engines.tts.seconds = 6.0  # a long greeting to interrupt
     caller = await Caller.connect(server.port)
     await caller.silence(1.0)
@@ -243,7 +249,7 @@ class BrokenTts(FakeTts):
 
 async def test_a_failing_model_hands_the_caller_to_a_human(server):
     server.engines.tts = BrokenTts()
-    server.engines.speech.max_bytes = 0  # the greeting too comes from the broken model
+    no_speech_cache(server)  # the greeting too comes from the broken model
     caller = await Caller.connect(server.port)
     asyncio.create_task(caller.silence(3))
     await caller.closed(timeout=5)
