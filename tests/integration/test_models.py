@@ -68,7 +68,11 @@ def test_whisper_short_window_hears_what_the_full_window_hears(asr):
         pytest.skip("Whisper only")
     sample = load_prompts()[::40]
     hint = "Riverside Dental Clinic. Book, move or cancel a check-up."
-    full = [(p.text, asr._transcribe_full(_float_audio(p.pcm()), hint).text) for p in sample]
+    asr.short_window = False
+    try:
+        full = [(p.text, asr.transcribe(p.pcm(), hint).text) for p in sample]
+    finally:
+        asr.short_window = True
     short = [(p.text, asr.transcribe(p.pcm(), hint).text) for p in sample]
     print(
         f"WER full window {word_error_rate(full):.1%}, short window {word_error_rate(short):.1%} ({len(sample)} prompts)"
@@ -83,14 +87,6 @@ def test_whisper_long_utterance_takes_the_full_window(asr):
     pcm = prompt.pcm() * 8  # 24-32 s: past the short window's limit
     words = transcribe(asr, pcm).text.split()
     assert len(words) >= 4 * len(prompt.text.split())  # the whole recording was heard, not its first window
-
-
-def _float_audio(pcm8k):
-    import numpy as np
-
-    from agent.audio.pcm import resample, to_int16
-
-    return to_int16(resample(pcm8k, 8000, 16000)).astype(np.float32) / 32768.0
 
 
 def test_vosk_streaming_path_with_the_korean_model(tmp_path):
