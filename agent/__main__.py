@@ -10,6 +10,7 @@ from pathlib import Path
 
 from agent.brain.tools.orders import OrdersError
 from agent.config import ConfigError, load_box_settings, load_config
+from agent.engines import ModelBroken
 from agent.stages.base import ModelMissing
 
 
@@ -135,8 +136,8 @@ def main(argv: list[str] | None = None) -> int:
 
     run = sub.add_parser("run", help="serve calls from Asterisk over AudioSocket")
     run.add_argument("--config", type=Path, help="admin config directory (default: configs/clinic)")
-    run.add_argument("--host", help="listen address (default from state/asterisk.env)")
-    run.add_argument("--port", type=int, help="listen port (default from state/asterisk.env)")
+    run.add_argument("--host", help="listen address (default from the box settings, /opt/phone-agent/asterisk.env)")
+    run.add_argument("--port", type=int, help="listen port (default from the box settings, /opt/phone-agent/asterisk.env)")
     run.set_defaults(func=cmd_run)
 
     call = sub.add_parser("call", help="place a scripted test call through the local Asterisk")
@@ -204,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except ModelMissing as exc:
         print(f"model missing: {exc}", file=sys.stderr)
+        return 2
+    except ModelBroken as exc:
+        print(f"model error: {exc}", file=sys.stderr)
         return 2
     except OrdersError as exc:
         print(f"config error: {exc}", file=sys.stderr)

@@ -3,8 +3,8 @@
 A config directory holds `agent.yaml` (persona, greeting, escalation rules,
 transfer targets, tools) and `knowledge/` (Markdown/text documents). Errors name
 the file, the line and the field, so an admin can fix them without reading a
-traceback. Box-level settings (ports, AMI credentials) come from
-state/asterisk.env, written by scripts/asterisk.sh.
+traceback. Box-level settings (ports, AMI credentials) belong to the installed
+Asterisk: $PHONE_AGENT_HOME/asterisk.env, written once by scripts/asterisk.sh.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from agent.audio.vad import EndpointSettings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-STATE_DIR = Path(os.environ.get("PHONE_AGENT_STATE", PROJECT_ROOT / "state"))
+STATE_DIR = Path(os.environ.get("PHONE_AGENT_STATE", PROJECT_ROOT / "state"))  # this checkout's database, logs
+BOX_DIR = Path(os.environ.get("PHONE_AGENT_HOME", "/opt/phone-agent"))  # the box's install: Asterisk, PostgreSQL
+ASTERISK_ROOT = Path(os.environ.get("ASTERISK_ROOT", BOX_DIR / "asterisk-root"))
 CONFIGS_DIR = PROJECT_ROOT / "configs"
 DEFAULT_CONFIG_DIR = CONFIGS_DIR / "clinic"
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -266,7 +268,7 @@ def _line_of(node: yaml.Node | None, loc: tuple) -> int:
 
 @dataclass(frozen=True)
 class BoxSettings:
-    """Ports and credentials of this box's Asterisk (state/asterisk.env)."""
+    """Ports and credentials of this box's Asterisk ($PHONE_AGENT_HOME/asterisk.env)."""
 
     sip_host: str = "127.0.0.1"
     sip_port: int = 5060
@@ -286,7 +288,7 @@ class BoxSettings:
 
 
 def load_box_settings() -> BoxSettings:
-    path = STATE_DIR / "asterisk.env"
+    path = BOX_DIR / "asterisk.env"
     if not path.exists():
         return BoxSettings()
     env = {}

@@ -8,13 +8,16 @@
 # Debian 12 has no asterisk package; Debian sid does. There we build a minimal
 # sid root with debootstrap (about a minute, once) and run Asterisk inside it
 # with chroot. Where the distribution packages Asterisk, we use that package.
-# Settings (ports, generated AMI credentials) live in state/asterisk.env.
+# Settings (ports, generated AMI credentials) belong to the installed Asterisk, not to a
+# checkout: they live in $PHONE_AGENT_HOME/asterisk.env (default /opt/phone-agent), written
+# once, so a second checkout or a test run never changes the credentials running agents use.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
+home="${PHONE_AGENT_HOME:-/opt/phone-agent}"
 state="$here/state"
-env_file="$state/asterisk.env"
-root="${ASTERISK_ROOT:-/opt/phone-agent/asterisk-root}"
+env_file="$home/asterisk.env"
+root="${ASTERISK_ROOT:-$home/asterisk-root}"
 mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 
 log() { printf '[asterisk] %s\n' "$*" >&2; }
@@ -47,10 +50,12 @@ cmd_install() {
         command -v debootstrap >/dev/null || { apt-get update -q >&2; DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap >&2; }
         log "building a Debian-sid root with Asterisk in $root (about a minute, once)"
         rm -rf "$root.tmp"
-        mkdir -p "$(dirname "$root")"
+        mkdir -p "$(dirname "$root")" "$home"
+        local started=$SECONDS
         debootstrap --variant=minbase --include=asterisk,asterisk-modules,asterisk-core-sounds-en-wav,asterisk-moh-opsound-wav \
-            sid "$root.tmp" "$mirror" >"$state/debootstrap.log" 2>&1 \
-            || die "debootstrap failed; see $state/debootstrap.log"
+            sid "$root.tmp" "$mirror" >"$home/debootstrap.log" 2>&1 \
+            || die "debootstrap failed; see $home/debootstrap.log"
+        log "Asterisk root built in $((SECONDS - started)) s"
         mv "$root.tmp" "$root"
     fi
     write_env
@@ -58,12 +63,17 @@ cmd_install() {
 }
 
 write_env() {
-    mkdir -p "$state"
-    chmod 700 "$state"
+    mkdir -p "$home"
+    chmod 755 "$home"
+    if [ ! -f "$env_file" ] && [ -f "$state/asterisk.env" ] && [ "$home" = /opt/phone-agent ]; then
+        # installs made before the settings moved out of the checkout keep their credentials
+        (umask 077; cp "$state/asterisk.env" "$env_file")
+        log "settings moved from $state/asterisk.env to $env_file"
+    fi
     if [ ! -f "$env_file" ]; then
         umask 077
         cat >"$env_file" <<EOF
-# Generated once by scripts/asterisk.sh; edit ports here, then: scripts/asterisk.sh restart
+# Generated once by scripts/asterisk.sh for this box's Asterisk; edit ports here, then: scripts/asterisk.sh restart
 SIP_BIND=127.0.0.1
 SIP_PORT=5060
 AMI_PORT=5038
@@ -86,7 +96,7 @@ EOF
 }
 
 render() {
-    # Copy the admin's files, filling @NAME@ from state/asterisk.env.
+    # Copy the admin's files, filling @NAME@ from $PHONE_AGENT_HOME/asterisk.env.
     write_env
     local dest; dest=$(etc_dir)
     mkdir -p "$dest"

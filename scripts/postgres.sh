@@ -2,18 +2,19 @@
 # A private PostgreSQL server for the appliance's optional PostgreSQL mode and its tests.
 #   scripts/postgres.sh start    install (Debian package) if missing, create the cluster once, start it
 #   scripts/postgres.sh stop | status | url
-# The cluster lives in /opt/phone-agent/postgres, listens on 127.0.0.1 only (port 5433, so it never
+# The cluster lives in $PHONE_AGENT_HOME/postgres (default /opt/phone-agent), listens on 127.0.0.1 only (port 5433, so it never
 # collides with a distro cluster), and has one role "agent" with a generated password (scram).
-# The connection URL is kept in /opt/phone-agent/postgres-agent.env (0600, root) and copied to
+# The connection URL is kept in $PHONE_AGENT_HOME/postgres-agent.env (0600, root) and copied to
 # state/postgres.env as PHONE_AGENT_PG_URL, so several checkouts share one server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PG_VERSION=15
 BIN=/usr/lib/postgresql/$PG_VERSION/bin
-DATA=/opt/phone-agent/postgres
+HOME_DIR=${PHONE_AGENT_HOME:-/opt/phone-agent}
+DATA=$HOME_DIR/postgres
 PORT=${PHONE_AGENT_PG_PORT:-5433}
 ENV_FILE=state/postgres.env
-SECRET_FILE=/opt/phone-agent/postgres-agent.env
+SECRET_FILE=$HOME_DIR/postgres-agent.env
 
 as_postgres() { runuser -u postgres -- "$@"; }
 
@@ -26,6 +27,7 @@ install() {
     if [ ! -f "$DATA/PG_VERSION" ]; then
         echo "[postgres] creating the cluster in $DATA" >&2
         mkdir -p "$DATA"
+        chmod 755 "$HOME_DIR"
         chown postgres:postgres "$DATA"
         chmod 0700 "$DATA"
         as_postgres "$BIN/initdb" -D "$DATA" -U postgres --auth-local=peer --auth-host=scram-sha-256 \

@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 config="${PHONE_AGENT_CONFIG:-configs/clinic}"
 mkdir -p state
+box_env="${PHONE_AGENT_HOME:-/opt/phone-agent}/asterisk.env"   # written by scripts/asterisk.sh
 # the agent runs in the no-egress sandbox (loopback + the config's allowed hosts) where the box allows it
 sandbox=()
 if why=$(bash scripts/sandbox.sh check 2>&1); then
@@ -23,7 +24,7 @@ stop_agent() {
 }
 trap 'stop_agent; exit 0' INT TERM
 trap 'stop_agent' EXIT
-address=$(grep ^AGENT_ADDRESS= state/asterisk.env | cut -d= -f2)
+address=$(grep ^AGENT_ADDRESS= "$box_env" | cut -d= -f2)
 for _ in $(seq 1 300); do
     kill -0 $agent 2>/dev/null || { echo "[run] the agent exited; see state/agent.log" >&2; exit 1; }
     (exec 3<>"/dev/tcp/${address%:*}/${address#*:}") 2>/dev/null && break
@@ -31,6 +32,6 @@ for _ in $(seq 1 300); do
 done
 echo "[run] placing a demo call through Asterisk (scenarios/clinic/demo.yaml) ..."
 .venv/bin/python -m agent call --script scenarios/clinic/demo.yaml || echo "[run] the demo call did not pass; see above"
-sip=$(grep ^SIP_BIND= state/asterisk.env | cut -d= -f2):$(grep ^SIP_PORT= state/asterisk.env | cut -d= -f2)
+sip=$(grep ^SIP_BIND= "$box_env" | cut -d= -f2):$(grep ^SIP_PORT= "$box_env" | cut -d= -f2)
 echo "[run] serving calls: SIP on $sip, agent on $address. Ctrl-C to stop."
 wait $agent

@@ -142,7 +142,10 @@ class Brain:
         self.sentiment = SentimentIntensityAnalyzer()
         style = config.answer_style
         self.generate_answers = (
-            style == "grounded" and llm_path is not None and llm_path.stat().st_size >= LARGE_MODEL_BYTES
+            style == "grounded"
+            and llm is not None
+            and llm_path is not None
+            and llm_path.stat().st_size >= LARGE_MODEL_BYTES
         )
         if config.answer_style == "grounded" and not self.generate_answers:
             log.info("answers are extractive: the configured model is small (configure a larger GGUF to phrase them)")

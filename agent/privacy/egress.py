@@ -10,7 +10,7 @@ neither change its group back nor unload the rules.
 
 Asterisk runs as root in its chroot, so it is fenced by port instead: SIP and
 RTP leave only towards loopback, the trunk (TRUNK_ADDRESS) and the staff
-phones' network (PHONE_NETWORK) from state/asterisk.env.
+phones' network (PHONE_NETWORK) from /opt/phone-agent/asterisk.env.
 """
 
 from __future__ import annotations

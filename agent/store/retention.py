@@ -19,7 +19,7 @@ from sqlalchemy import Engine, delete, select, update
 
 from agent.brain.tools.calendar import appointments
 from agent.call.recording import RECORDINGS_DIR
-from agent.config import Retention
+from agent.config import ASTERISK_ROOT, Retention
 from agent.store.records import call_events, calls, daily_kpis, tool_calls, transfers, turns
 
 _FAILED = {"error", "agent-crashed"}
@@ -95,7 +95,7 @@ def purge(
     return report
 
 
-ASTERISK_LOG_DIRS = (Path("/opt/phone-agent/asterisk-root/var/log/asterisk"), Path("/var/log/asterisk"))
+ASTERISK_LOG_DIRS = (ASTERISK_ROOT / "var/log/asterisk", Path("/var/log/asterisk"))
 
 
 def _cdr_time(line: str) -> dt.datetime | None:

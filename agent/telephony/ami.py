@@ -27,7 +27,7 @@ class AmiLink:
 
     async def connect(self) -> bool:
         if not self._box.ami_secret:
-            log.warning("AMI credentials missing (state/asterisk.env); calls hand back to the dialplan's default route")
+            log.warning("AMI credentials missing (/opt/phone-agent/asterisk.env, or $PHONE_AGENT_HOME); calls hand back to the dialplan's default route")
             return False
         manager = Manager(
             host="127.0.0.1",

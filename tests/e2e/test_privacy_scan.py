@@ -15,12 +15,12 @@ import pytest
 
 from agent.caller.runner import CallerVoice, TemporaryAgent, place_call
 from agent.caller.scenario import load_scenario
-from agent.config import CONFIGS_DIR, PROJECT_ROOT, STATE_DIR, load_box_settings
+from agent.config import ASTERISK_ROOT, CONFIGS_DIR, PROJECT_ROOT, STATE_DIR, load_box_settings
 from agent.store.db import make_engine
 from agent.store.records import read_record
 
 pytestmark = pytest.mark.e2e
-ASTERISK_LOGS = Path("/opt/phone-agent/asterisk-root/var/log/asterisk")  # CDRs, queue_log, messages
+ASTERISK_LOGS = ASTERISK_ROOT / "var/log/asterisk"  # CDRs, queue_log, messages
 SCENARIO = """
 name: pii-call
 config: shop
