@@ -20,12 +20,13 @@ from dataclasses import dataclass
 
 from agent.brain.numbers import spoken_digits
 
-CARD, CVV, SSN, IBAN, ACCOUNT, PHONE, EMAIL, DOB, NAME, DTMF = (
+CARD, CVV, SSN, IBAN, ACCOUNT, PHONE, EMAIL, DOB, NAME, DTMF, PIN, PASSWORD = (
     "CARD_NUMBER", "CVV", "SSN", "IBAN", "ACCOUNT_NUMBER", "PHONE_NUMBER", "EMAIL", "DATE_OF_BIRTH", "NAME", "DTMF",
+    "PIN", "PASSWORD",
     # DTMF: keypad entries are never stored, the record says "[DTMF]" for them
 )  # fmt: skip
-# payment data: a call recording is silenced while any of these is said
-PAYMENT_TYPES = frozenset({CARD, CVV, IBAN, SSN, ACCOUNT})
+# payment data and secrets: a call recording is silenced while any of these is said
+PAYMENT_TYPES = frozenset({CARD, CVV, IBAN, SSN, ACCOUNT, PIN, PASSWORD})
 
 _DIGIT_WORDS = {"zero", "oh", "o", "nought", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"}
 _RUN_WORDS = _DIGIT_WORDS | {"double", "triple", "dash"}
@@ -106,6 +107,19 @@ _NOT_NAMES = set(
 )
 
 
+# identifiers the agent itself writes into log lines (call ids, hex ids): never personal data
+_UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I)
+_HEX_ID = re.compile(r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*\d)[0-9a-f]{6,}\b")
+# "my pin is 4 8 2 7", "PIN: 4827", "passcode 9 9 1 2"
+_PIN_TRIGGER = re.compile(r"\b(?:pin|pin code|pin number|passcode|pass code|security pin|access code)\b", re.I)
+# "my password is tulip77", "password: Tulip 7 7", "the password's hunter two"
+_PASSWORD = re.compile(
+    r"\b(?:password|passphrase|pass word|passwd)(?:\s+is|'s|\s+was|\s+would be)?\s*[:=]?\s*(?:it's\s+|its\s+)?"
+    r"(?P<value>[^\s,;!?]+(?:\s+(?:\d+|[a-z]|zero|oh|one|two|three|four|five|six|seven|eight|nine|ten|"
+    r"eleven|twelve|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundred|double|triple|"
+    r"capital|upper|lower|case|dot|dash|underscore|at|hash|star|exclamation|mark)\b)*)",
+    re.I,
+)
 _TITLES = {"dr", "doctor", "mr", "mrs", "ms", "miss", "mister", "professor", "prof"}
 
 
@@ -128,8 +142,11 @@ class Redactor:
 
     def findings(self, text: str) -> list[Finding]:
         found: list[Finding] = []
-        for finder in (_emails, _ibans, self._numbers, _dates_of_birth, _names):
+        protected = _protected_ids(text)
+        for finder in (_passwords, _pins, _emails, _ibans, self._numbers, _dates_of_birth, _names):
             for item in finder(text, found):
+                if any(item.start < end and start < item.end for start, end in protected):
+                    continue  # a call id or hex id the agent wrote: "8c1f...b7" is not a phone number
                 if not any(item.start < f.end and f.start < item.end for f in found):
                     found.append(item)
         return sorted(found, key=lambda f: f.start)
@@ -250,6 +267,36 @@ def _single(token: str) -> bool:
 
 def _group(token: str) -> bool:
     return token.isdigit() and 3 <= len(token) <= 4
+
+
+def _protected_ids(text: str) -> list[tuple[int, int]]:
+    spans = [m.span() for m in _UUID.finditer(text)]
+    for m in _HEX_ID.finditer(text):
+        iban = len(m.group()) != 32 and _IBAN.fullmatch(m.group().upper()) and _iban_valid(m.group())
+        if not iban and not any(m.start() < e and s < m.end() for s, e in spans):
+            spans.append(m.span())
+    return spans
+
+
+def _pins(text: str, taken: list[Finding]) -> Iterable[Finding]:
+    for m in _PIN_TRIGGER.finditer(text):
+        for start, end, digits in _digit_runs(text[m.end() : m.end() + 60]):
+            gap = text[m.end() : m.end() + start]
+            if len(gap) <= 25 and re.fullmatch(r"[\s:=,-]*(?:(?:number|code)\s+)?(?:is|was|'s)?[\s:=,-]*(?:it's\s+)?", gap, re.I):
+                if 3 <= len(digits) <= 12:
+                    yield Finding(m.end() + start, m.end() + end, PIN)
+            break
+
+
+def _passwords(text: str, taken: list[Finding]) -> Iterable[Finding]:
+    for m in _PASSWORD.finditer(text):
+        value = m.group("value")
+        if value.lower() in {"is", "was", "please", "and", "reset", "change", "forgotten", "forgot"}:
+            continue
+        end = m.end("value")
+        # "tulip77 and my..." stops at the value; trailing "and" is never part of it
+        trimmed = re.sub(r"(?:\s+(?:and|at))+$", "", text[m.start("value") : end], flags=re.I)
+        yield Finding(m.start("value"), m.start("value") + len(trimmed), PASSWORD)
 
 
 def _luhn(digits: str) -> bool:

@@ -99,3 +99,52 @@ def test_log_filter_keeps_caller_text_and_pii_out_of_log_lines():
     assert "severe pain" not in text and "[caller text, 30 chars]" in text
     assert "555 123 4567" not in text and "[PHONE_NUMBER]" in text
     assert "4111" not in text and "ValueError: bad card [CARD_NUMBER]" in text
+
+
+def test_call_ids_and_hex_ids_pass_unchanged():
+    """Issue 11: the log filter turned `call 78e51061-7311-...` into `call 78e[PHONE_NUMBER]a3-...`."""
+    import random
+    import uuid
+
+    rng = random.Random(11)
+    assert redact("call 78e51061-7311-48a3-82ce-6f447ed4d57b: connected") == (
+        "call 78e51061-7311-48a3-82ce-6f447ed4d57b: connected"
+    )
+    for _ in range(3000):
+        call = uuid.UUID(int=rng.getrandbits(128), version=4)
+        for line in (f"call {call}: connected", f"calls show {str(call)[:8]}", f"id {call.hex}", str(call).upper()):
+            assert redact(line) == line
+    # an id next to personal data: the id stays, the data goes
+    assert redact("call 78e51061-7311-48a3-82ce-6f447ed4d57b: caller 555 123 4567") == (
+        "call 78e51061-7311-48a3-82ce-6f447ed4d57b: caller [PHONE_NUMBER]"
+    )
+    assert redact("card 4111111111111111") == "card [CARD_NUMBER]"  # digits alone are no hex id
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("my pin is 4 8 2 7 and my password is tulip77", "my pin is [PIN] and my password is [PASSWORD]"),
+        ("PIN: 4827", "PIN: [PIN]"),
+        ("my pin number is four eight two seven", "my pin number is [PIN]"),
+        ("the password is hunter two please", "the password is [PASSWORD] please"),
+        ("password: Tulip 7 7, thanks", "password: [PASSWORD], thanks"),
+        ("I forgot my password", "I forgot my password"),
+        ("how do I reset my pin?", "how do I reset my pin?"),
+    ],
+)
+def test_pins_and_passwords_are_redacted(text, expected):
+    assert redact(text) == expected
+
+
+def test_redact_command_redacts_pins_and_passwords():
+    result = subprocess.run(
+        [sys.executable, "-m", "agent", "redact"],
+        input="my pin is 4 8 2 7 and my password is tulip77\n",
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "4 8 2 7" not in result.stdout and "tulip77" not in result.stdout
