@@ -75,6 +75,13 @@ def run_suite(directory: Path, out=sys.stderr) -> dict:
         from agent.examples import crm as crm_module
 
         crm = crm_module.start(8099)
+    backends = []  # the example backend of each config that describes one (backend.yaml)
+    for config_dir in groups:
+        if (config_dir / "backend.yaml").is_file():
+            with contextlib.suppress(OSError):  # unless one is running already
+                from agent.examples import backend as backend_module
+
+                backends.append(backend_module.start(config_dir))
     try:
         with tempfile.TemporaryDirectory(prefix="scenario-db-") as tmp:
             for config_dir, group in groups.items():
@@ -86,9 +93,9 @@ def run_suite(directory: Path, out=sys.stderr) -> dict:
                 finally:
                     agent.stop()
     finally:
-        if crm is not None:
-            crm.shutdown()
-            crm.server_close()
+        for server in ([crm] if crm is not None else []) + backends:
+            server.shutdown()
+            server.server_close()
     passed = sum(r["passed"] for r in reports)
     return {
         "scenarios": len(reports),
