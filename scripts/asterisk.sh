@@ -93,6 +93,10 @@ TRUNK_ADDRESS=203.0.113.10
 # staff phones that take transfers (CIDRs, comma-separated; empty: none beyond loopback)
 PHONE_NETWORK=
 EOF
+    grep -q '^HUMAN_WAIT_S=' "$env_file" || cat >>"$env_file" <<EOF
+# seconds a caller waits for a human before being offered voicemail (extensions.conf [human])
+HUMAN_WAIT_S=60
+EOF
 }
 
 render() {
@@ -112,7 +116,7 @@ render() {
     if [ "$(mode)" = host ]; then
         sed -i "s|^astetcdir => .*|astetcdir => $dest|" "$dest/asterisk.conf"
     fi
-    chmod 600 "$dest/manager.conf" "$dest/pjsip.conf"
+    chmod 600 "$dest/manager.conf" "$dest/pjsip.conf" "$dest/voicemail.conf"
     leftover=$(grep -l '@[A-Z_]*@' "$dest"/*.conf || true)
     [ -z "$leftover" ] || die "unfilled @PLACEHOLDER@ in: $leftover"
 }
