@@ -114,17 +114,26 @@ class Decoder:
 
     After a ProtocolError the decoder is poisoned: the stream has lost framing
     and nothing after the bad frame can be trusted. Messages decoded before the
-    bad frame in the same chunk are returned first; the next feed() raises.
+    bad frame in the same chunk are returned first; the next feed() raises, and
+    `failed` says so at once (a reader must not wait for more bytes to learn
+    that the stream is broken). `good_bytes` counts the stream's bytes up to the
+    end of the last valid frame: where a bad frame starts.
     """
 
     def __init__(self) -> None:
         self._buffer = bytearray()
         self._failed: ProtocolError | None = None
+        self.good_bytes = 0
 
     @property
     def pending(self) -> int:
         """Bytes held waiting for the rest of a frame (non-zero at EOF = truncated)."""
         return len(self._buffer)
+
+    @property
+    def failed(self) -> ProtocolError | None:
+        """The error that broke the stream, if any (set even when feed() returned messages before it)."""
+        return self._failed
 
     def feed(self, data: bytes) -> list[Message]:
         if self._failed:
@@ -139,8 +148,9 @@ class Decoder:
                 if len(self._buffer) < HEADER.size + length:
                     break
                 payload = bytes(self._buffer[HEADER.size : HEADER.size + length])
-                del self._buffer[: HEADER.size + length]
                 messages.append(self._parse(kind_byte, payload))
+                del self._buffer[: HEADER.size + length]
+                self.good_bytes += HEADER.size + length
         except ProtocolError:
             if not messages:
                 raise

@@ -120,3 +120,18 @@ def test_random_garbage_never_raises_anything_else():
             Decoder().feed(blob)
         except ProtocolError:
             pass
+
+
+def test_a_bad_frame_in_the_same_read_as_the_call_id_is_reported_at_once():
+    """Issue 11: the call id was returned, the bad frame behind it only surfaced on the next read (never, if none came)."""
+    decoder = Decoder()
+    wire = encode(CallId(CALL)) + b"\x42\x00\x00"
+    assert decoder.feed(wire) == [CallId(CALL)]
+    assert decoder.failed is not None and "unknown message kind" in str(decoder.failed)
+    assert decoder.good_bytes == 19  # the bad frame starts right after the call id
+
+
+def test_good_bytes_counts_whole_valid_frames_only():
+    decoder = Decoder()
+    decoder.feed(encode(CallId(CALL)) + encode(Audio(b"\x00" * 320))[:100])
+    assert decoder.failed is None and decoder.good_bytes == 19 and decoder.pending == 100
