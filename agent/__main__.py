@@ -46,6 +46,21 @@ def cmd_call(args: argparse.Namespace) -> int:
     return run_call_command(args)
 
 
+def cmd_chat(args: argparse.Namespace) -> int:
+    from agent.brain.chat import chat, run_text_suite
+
+    if args.suite:
+        result = run_text_suite(args.suite)
+        return 0 if result["passed"] == result["scenarios"] else 1
+    return chat(args.config, args.caller_id)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from agent.brain.chat import check
+
+    return check(args.config)
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from agent.models import active_models, install_models
 
@@ -146,6 +161,16 @@ def main(argv: list[str] | None = None) -> int:
     call.add_argument("--json", action="store_true", help="print one JSON object")
     call.add_argument("--record", type=Path, help="write the caller-side recording (WAV) here")
     call.set_defaults(func=cmd_call)
+
+    chat = sub.add_parser("chat", help="talk to the brain as text (lines starting with # are keypad digits)")
+    chat.add_argument("--config", type=Path, help="admin config directory (default: configs/clinic)")
+    chat.add_argument("--caller-id", help="the caller's number, as Asterisk would pass it")
+    chat.add_argument("--suite", type=Path, help="run every scenario under this directory as text instead")
+    chat.set_defaults(func=cmd_chat)
+
+    check = sub.add_parser("check", help="validate a config; list its tasks, slots, tools and overlapping examples")
+    check.add_argument("--config", type=Path, help="admin config directory (default: configs/clinic)")
+    check.set_defaults(func=cmd_check)
 
     models = sub.add_parser("models", help="install on-box models and show which are active")
     models.add_argument("--list", action="store_true", help="only show the active models")

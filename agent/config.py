@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from agent.audio.vad import EndpointSettings
+from agent.language.en import WEEKDAYS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = Path(os.environ.get("PHONE_AGENT_STATE", PROJECT_ROOT / "state"))  # this checkout's database, logs
@@ -26,7 +27,6 @@ BOX_DIR = Path(os.environ.get("PHONE_AGENT_HOME", "/opt/phone-agent"))  # the bo
 ASTERISK_ROOT = Path(os.environ.get("ASTERISK_ROOT", BOX_DIR / "asterisk-root"))
 CONFIGS_DIR = PROJECT_ROOT / "configs"
 DEFAULT_CONFIG_DIR = CONFIGS_DIR / "clinic"
-WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
 _DISCLOSURE = re.compile(r"\b(virtual assistant|ai assistant|automated|artificial intelligence|a bot|an ai)\b", re.I)
@@ -93,6 +93,7 @@ class OrdersTool(_Strict):
     status_column: str = "status"
     phone_column: str | None = "phone"
     details_columns: list[str] = []
+    closed_statuses: list[str] = Field([], description="statuses of finished orders (not asked about by caller ID)")
 
 
 class WebhookTool(_Strict):
@@ -102,9 +103,106 @@ class WebhookTool(_Strict):
     method: Literal["GET", "POST"] = "POST"
     timeout_s: float = Field(3.0, gt=0, le=30)
     parameters: dict[str, Any] = Field(description="JSON schema of the arguments")
-    say: str = Field(description="what to say with the result; {field} placeholders from the JSON reply")
+    # a webhook without a task of its own: said with the result / on failure, triggered by these phrases
+    say: str | None = Field(None, description="{field} placeholders from the JSON reply")
     fallback: str = "Sorry, I can't reach that system right now."
     trigger_phrases: list[str] = []
+
+
+SLOT_TYPES = (
+    "digits", "number", "money", "date", "time", "datetime", "choice", "yes_no",
+    "phone", "email", "name", "text", "id",
+)  # fmt: skip
+
+
+class Slot(_Strict):
+    """One piece of information a task needs from the caller (Dialogflow's form parameter, simpler)."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    type: Literal[SLOT_TYPES]  # type: ignore[valid-type]
+    prompt: str | None = Field(None, description="the question that asks for it (required unless it has a default)")
+    reprompt: str | None = Field(None, description="asked after an answer that did not fit; default: prompt again")
+    required: bool = True
+    tries: int = Field(2, ge=1, le=5, description="answers that do not fit before a colleague takes over")
+    keypad: bool = Field(False, description="the caller may type it (digits, ended by # or a pause)")
+    length: int | None = Field(None, ge=1, le=32, description="digits: exactly this many")
+    min_length: int | None = Field(None, ge=1, le=32)
+    max_length: int | None = Field(None, ge=1, le=32)
+    take: Literal["first", "last"] = Field("first", description="digits: a longer number gives its first/last digits")
+    choices: dict[str, list[str]] = Field({}, description="choice: value → other words callers use for it")
+    default: str | None = Field(None, description='"caller_id", or "{field}" from an earlier tool result')
+    identifier: bool = Field(False, description="a business id (order, job number): stored and logged as said")
+    read_back: bool | None = Field(None, description="say the value back before acting (default: numbers yes)")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Slot:
+        if self.type == "choice" and not self.choices:
+            raise ValueError(f"slot {self.name}: a choice slot lists its choices")
+        if self.prompt is None and self.default is None and self.required:
+            raise ValueError(f"slot {self.name}: needs a prompt (or a default)")
+        return self
+
+
+class ToolUse(_Strict):
+    tool: str = Field(description="a built-in tool or a webhook's name")
+    args: dict[str, str] = Field({}, description='argument → "{field}"; default: fields of the same name')
+
+
+class Outcome(_Strict):
+    when: dict[str, list[str]] = Field(description="result field → values that select this reply")
+    say: str
+    offer_human: bool = False
+
+
+class TaskReplies(_Strict):
+    done: str | None = None
+    not_found: str | None = None
+    failed: str | None = None
+
+
+class TaskEscalation(_Strict):
+    after: list[Literal["not_found", "failed"]] = Field(["failed"], description="offer a human after these results")
+    target: str | None = None
+
+
+class Triggers(_Strict):
+    phrases: list[str] = Field([], description="short phrases; any one present starts the task")
+    examples: list[str] = Field([], description="whole example utterances; similar ones start it too")
+
+
+class Task(_Strict):
+    """Something a caller can get done: slots to collect, a read-back, a tool to call, replies."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    description: str = Field(min_length=3, description='what it does, for "what can you do?" and the briefing')
+    triggers: Triggers = Triggers()
+    lookup: ToolUse | None = Field(None, description="runs when the task starts (e.g. the caller's booking)")
+    slots: list[Slot] = []
+    prepare: ToolUse | None = Field(None, description="runs once the slots are filled, before the read-back")
+    confirm: str | None = Field(None, description="read-back question; yes runs the action")
+    action: ToolUse | None = None
+    replies: TaskReplies = TaskReplies()
+    outcomes: list[Outcome] = []
+    escalate: TaskEscalation = TaskEscalation()
+    verified_only: bool = Field(False, description="only for callers verified by a task marked `verifies`")
+
+    @model_validator(mode="after")
+    def _unique_slots(self) -> Task:
+        names = [slot.name for slot in self.slots]
+        if len(names) != len(set(names)):
+            raise ValueError(f"task {self.name}: slot names repeat")
+        if not (self.triggers.phrases or self.triggers.examples):
+            raise ValueError(f"task {self.name}: give triggers (phrases or examples)")
+        return self
+
+
+class CallerContext(_Strict):
+    """A question for a known caller at the start ("Are you calling about your check-up on Thursday?")."""
+
+    tool: str
+    ask: str = Field(description="asked at the start; {fields} from the tool's result")
+    task: str | None = Field(None, description="task continued when the caller says yes, with the result's fields")
+    if_yes: str | None = Field(None, description="said when the caller says yes and there is no task to continue")
 
 
 class Tools(_Strict):
@@ -184,6 +282,9 @@ class AgentConfig(_Strict):
     transfer_targets: dict[str, TransferTarget] = {"humans": TransferTarget(description="the team")}
     escalation: Escalation = Escalation()
     tools: Tools = Tools()
+    tasks: list[Task] = []
+    caller_context: list[CallerContext] = []
+    messages: dict[str, str] = Field({}, description="overrides of the bot's default sentences (agent/language/en.py)")
     endpointing: EndpointSettings = EndpointSettings()
     privacy: Privacy = Privacy()
     capacity: Capacity = Capacity()
@@ -207,6 +308,40 @@ class AgentConfig(_Strict):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _tasks_consistent(self) -> AgentConfig:
+        from agent.brain.tools import known_tools
+        from agent.language.en import SENTENCES
+
+        tools = known_tools(self.tools)
+        names = [task.name for task in self.tasks]
+        if len(names) != len(set(names)):
+            raise ValueError("tasks: two tasks have the same name")
+        for index, task in enumerate(self.tasks):
+            for step in (task.lookup, task.prepare, task.action):
+                if step is not None and step.tool not in tools:
+                    raise ValueError(
+                        f"tasks.{index}.{task.name}: tool '{step.tool}' is not configured (known: {', '.join(sorted(tools)) or 'none'})"
+                    )
+            if task.escalate.target is not None and task.escalate.target not in self.transfer_targets:
+                raise ValueError(f"tasks.{index}.{task.name}: escalate.target '{task.escalate.target}' is not a transfer target")
+        for context in self.caller_context:
+            if context.tool not in tools:
+                raise ValueError(f"caller_context: tool '{context.tool}' is not configured")
+            if context.task is not None and context.task not in names:
+                raise ValueError(f"caller_context: task '{context.task}' is not one of tasks")
+        unknown = sorted(set(self.messages) - set(SENTENCES))
+        if unknown:
+            raise ValueError(f"messages: unknown sentence {unknown[0]} (known: {', '.join(sorted(SENTENCES))})")
+        return self
+
+    def say(self, key: str, **fields: object) -> str:
+        """A bot sentence: the config's override or the language default, with {fields} filled in."""
+        from agent.language.en import SENTENCES
+
+        template = self.messages.get(key, SENTENCES[key])
+        return fill(template, {"business_name": self.business_name, **fields})
+
     @property
     def knowledge_dir(self) -> Path:
         return self.directory / "knowledge"
@@ -218,6 +353,12 @@ class AgentConfig(_Strict):
             "no lists, no markup. Use only the facts given to you. If they do not answer the question, "
             "say you do not know and offer a colleague."
         )
+
+
+def fill(template: str, fields: dict) -> str:
+    """Fill {name} and {name:form} placeholders; a missing field leaves nothing behind (never "{name}")."""
+    filled = re.sub(r"\{([a-z_][a-z0-9_]*(?::[a-z]+)?)\}", lambda m: str(fields.get(m.group(1), "")), template)
+    return re.sub(r"\s+([.,?!])", r"\1", re.sub(r"\s{2,}", " ", filled)).strip()
 
 
 def load_config(directory: Path | str | None = None) -> AgentConfig:

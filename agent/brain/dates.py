@@ -11,18 +11,9 @@ import re
 from dataclasses import dataclass
 
 from agent.brain.numbers import parse_number
-from agent.config import WEEKDAYS
+from agent.language.en import MONTHS, ORDINALS, WEEKDAYS
 
-MONTHS = (
-    "january", "february", "march", "april", "may", "june", "july",
-    "august", "september", "october", "november", "december",
-)  # fmt: skip
-_ORDINALS = {
-    "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8,
-    "ninth": 9, "tenth": 10, "eleventh": 11, "twelfth": 12, "thirteenth": 13, "fourteenth": 14,
-    "fifteenth": 15, "sixteenth": 16, "seventeenth": 17, "eighteenth": 18, "nineteenth": 19,
-    "twentieth": 20, "thirtieth": 30,
-}  # fmt: skip
+_ORDINALS = ORDINALS
 _HOUR_WORDS = "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve"
 _MINUTE_WORDS = "fifteen|thirty|forty five|forty-five|o'clock"
 

@@ -1,17 +1,23 @@
 """The conversation brain: what to say and do for each caller turn.
 
-Decisions are deterministic where a small model cannot be trusted: intents by
-rule, dates, times and digits by parser, tool arguments from those parsers, and
-every action confirmed before it runs. The language model phrases answers from
-retrieved passages, and a grounding check in code stops any clause that states
-a number, day or month the evidence does not contain (agent/brain/grounding.py).
+Everything a business does is data in its agent.yaml: tasks with slots, tools,
+read-backs and replies (agent/config.py). This module is the generic engine
+that runs them, with the conversation repair every task gets for free: several
+slots in one breath, corrections ("no, Friday"), a question in the middle of a
+task, "forget it", "say that again", the keypad, a change of task, and a human
+whenever the caller asks or the engine is stuck. Sentences come from the config
+or the language module (agent/language/en.py), never from here.
+
+Decisions are deterministic where a small model cannot be trusted: slot values
+by parser (agent/brain/entities.py), tasks by examples (agent/brain/intents.py),
+every action confirmed when the config asks for it and every number the caller
+gave read back before an effectful tool uses it.
 
 `Brain` is built once per config and shared by calls; `Dialogue` is one call.
 """
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import datetime as dt
 import logging
@@ -23,13 +29,13 @@ from pathlib import Path
 from sqlalchemy import Engine
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-from agent.brain.dates import on_day, parse_when, say_day, say_time
+from agent.brain.entities import as_json, is_no, is_yes, parse_slot, say_value
+from agent.brain.intents import TaskMatcher, phrase_in, system_intent
 from agent.brain.knowledge import STOPWORDS, Hit, KnowledgeBase
 from agent.brain.numbers import normalize_numbers
-from agent.brain.tools.calendar import Appointment, Calendar, SlotTaken
-from agent.brain.tools.orders import Orders
-from agent.brain.tools.webhooks import call_webhook
-from agent.config import AgentConfig
+from agent.brain.tools import ToolBox, ToolContext, ToolResult
+from agent.config import AgentConfig, Slot, Task, Triggers, fill
+from agent.language import en
 from agent.privacy.redact import Redactor
 from agent.stages.base import ChatModel
 
@@ -37,33 +43,9 @@ log = logging.getLogger(__name__)
 
 MIN_ANSWER_SCORE = 1.0  # BM25 below this is a weak match: better to say we do not know
 LARGE_MODEL_BYTES = 600 << 20  # GGUF files above this (≈1B+ params) are trusted to phrase answers
-
-_RULES: list[tuple[str, re.Pattern]] = [
-    (name, re.compile(pattern, re.I))
-    for name, pattern in [
-        ("injection", r"\b(ignore (all |your |the |any |previous |prior )*(instructions|rules|prompt)|system prompt|you are now|pretend (to be|you are|you're)|jailbreak|developer mode|disregard)\b"),
-        ("human", r"\b(human|real person|a person|someone real|operator|receptionist|representative|(talk|speak) (to|with) (a|an|the|someone|somebody|your)\b|live agent|an agent)\b"),
-        ("goodbye", r"\b(bye|goodbye|good bye|that'?s all|that is all|nothing else|hang up)\b"),
-        ("thanks", r"^\W*(thank you|thanks|thank you very much|many thanks|great,? thanks?|cheers)\W*$"),
-        ("cancel", r"\bcancel\b"),
-        ("move", r"\b(reschedule|re-schedule|postpone|move (my|the|it)|change (my|the) (appointment|booking|time)|different (day|time)|another (day|time))\b"),
-        ("book", r"\b(book|schedule|make an appointment|an appointment|appointment for|get an appointment|come in for|see the dentist|see a dentist)\b"),
-        ("order_status", r"\b(my (order|delivery|package|parcel|shipment)|order number|order status|the order|order \d+|status of (my |an |the )?order|shipped yet|tracking|where is my)\b"),
-    ]
-]  # fmt: skip
-INTENTS = ["book", "move", "cancel", "order_status", "human", "goodbye", "question", "other"]
-INTENT_SCHEMA = {
-    "type": "object",
-    "properties": {"intent": {"type": "string", "enum": INTENTS}},
-    "required": ["intent"],
-}
-_YES = re.compile(
-    r"^\W*(yes|yeah|yep|yup|sure|correct|right|please do|please|ok(ay)?|that'?s (fine|right|good|correct|great)|sounds good|perfect|go ahead|do it|great)\b",
-    re.I,
-)
-_NO = re.compile(r"^\W*(no|nope|not really|nah|don'?t|wrong|not that|neither)\b", re.I)
-_DIGIT_RUN = re.compile(r"\b\d{3,}\b")
-_HOMOPHONES = {"for": "4", "to": "2", "too": "2", "won": "1", "ate": "8", "oh": "0"}  # "order for 112" = 4112
+_CORRECTION = re.compile(en.CORRECTION, re.I)
+_QUESTION = re.compile(r"\?|^\W*(what|when|where|which|who|how|why|do|does|is|are|can|could|will|would|should)\b", re.I)
+NUMERIC_SLOTS = ("digits", "number", "money", "phone")
 
 
 @dataclass(frozen=True)
@@ -97,6 +79,7 @@ class Reply:
     end: str | None = None  # None | "transfer" | "hangup"
     target: str | None = None
     reason: str | None = None
+    then: list[str] = field(default_factory=list)  # said after the answer ("Now, back to your booking. ...")
     tools: list[ToolCall] = field(default_factory=list)
     intent: str = "question"
     understood: bool = True
@@ -115,17 +98,41 @@ def transfer(config: AgentConfig, reason: str, message: str | None = None, targe
     )
 
 
-@dataclass
-class _Pending:
-    kind: str  # ask_service | confirm_book | ask_new_time | confirm_move | confirm_cancel | ask_order | offer_human | context | closing
-    service: str | None = None
-    start: dt.datetime | None = None
-    appointment: Appointment | None = None
-    order: dict | None = None
+def legacy_webhook_tasks(config: AgentConfig) -> list[Task]:
+    """A webhook with trigger phrases and no task of its own becomes a task: its JSON-schema properties are slots."""
+    tasks = []
+    used = {step.tool for task in config.tasks for step in (task.lookup, task.prepare, task.action) if step}
+    for hook in config.tools.webhooks:
+        if hook.name in used or not hook.trigger_phrases:
+            continue
+        slots = []
+        for name, spec in hook.parameters.get("properties", {}).items():
+            is_phone = name in ("phone", "caller_id", "phone_number")
+            slots.append(
+                Slot(
+                    name=name,
+                    type="phone" if is_phone else "digits" if spec.get("type") in ("string", "integer") else "text",
+                    default="caller_id" if is_phone else None,
+                    prompt=f"What's the {name.replace('_', ' ')}?",
+                    keypad=not is_phone,
+                    required=name in hook.parameters.get("required", []),
+                )
+            )
+        tasks.append(
+            Task(
+                name=hook.name,
+                description=hook.description,
+                triggers=Triggers(phrases=hook.trigger_phrases),
+                slots=slots,
+                action={"tool": hook.name},
+                replies={"done": hook.say, "failed": hook.fallback, "not_found": hook.fallback},
+            )
+        )
+    return tasks
 
 
 class Brain:
-    """Everything a call needs that is built once per config: knowledge, tools, sentiment."""
+    """Everything a call needs that is built once per config: tasks, tools, knowledge, sentiment."""
 
     def __init__(
         self,
@@ -136,26 +143,54 @@ class Brain:
     ) -> None:
         self.config = config
         self.knowledge = KnowledgeBase.from_directory(config.knowledge_dir)
-        tools = config.tools
-        self.calendar = Calendar(engine, tools.calendar) if tools.calendar and engine is not None else None
-        self.orders = Orders.from_config(tools.orders, config.directory) if tools.orders else None
+        self.tools = ToolBox(config, engine)
+        self.calendar = self.tools.calendar
+        self.tasks = {task.name: task for task in [*config.tasks, *legacy_webhook_tasks(config)]}
+        self.matcher = TaskMatcher(list(self.tasks.values()))
         self.sentiment = SentimentIntensityAnalyzer()
-        style = config.answer_style
         self.generate_answers = (
-            style == "grounded"
+            config.answer_style == "grounded"
             and llm is not None
             and llm_path is not None
             and llm_path.stat().st_size >= LARGE_MODEL_BYTES
         )
         if config.answer_style == "grounded" and not self.generate_answers:
             log.info("answers are extractive: the configured model is small (configure a larger GGUF to phrase them)")
-        # a model trusted to phrase answers is also asked (JSON-constrained) when the rules find nothing
         self.llm = llm if self.generate_answers else None
-        self.asr_hint = asr_hint(config)
+        self.asr_hint = asr_hint(config, list(self.tasks.values()))
         self.redactor = Redactor.from_patterns(config.privacy.keep_numbers)
+
+    def capabilities(self) -> str:
+        descriptions = [task.description.rstrip(".") for task in self.tasks.values()]
+        if not descriptions:
+            return ""
+        return descriptions[0] if len(descriptions) == 1 else f"{', '.join(descriptions[:-1])} {en.AND} {descriptions[-1]}"
 
     def dialogue(self, caller_id: str | None = None, clock: Callable[[], dt.datetime] = dt.datetime.now) -> Dialogue:
         return Dialogue(self, caller_id, clock)
+
+
+@dataclass
+class TaskRun:
+    """A task in progress: what is known so far and where the conversation stands."""
+
+    task: Task
+    fields: dict = field(default_factory=dict)  # slot values and tool results
+    given: set[str] = field(default_factory=set)  # slots the caller said (not defaults): read back before acting
+    stage: str = "start"  # start | slots | confirm | change
+    asking: str | None = None  # the slot just asked for
+    tries: dict[str, int] = field(default_factory=dict)
+    prepared: bool = False
+
+
+@dataclass
+class Pending:
+    """A yes/no question outside a task."""
+
+    kind: str  # offer_human | closing | context
+    target: str | None = None
+    context: int | None = None  # index into config.caller_context
+    fields: dict = field(default_factory=dict)
 
 
 class Dialogue:
@@ -164,59 +199,62 @@ class Dialogue:
         self.config = brain.config
         self.caller_id = caller_id
         self.clock = clock
-        self.pending: _Pending | None = None
+        self.run: TaskRun | None = None
+        self.pending: Pending | None = None
         self.misunderstood = 0
         self.topics: list[str] = []  # what the call was about, for the human's briefing
+        self.last_said: list[str] = []
 
     def snapshot(self) -> tuple:
         """The state a caller turn may change, so a turn can be taken back (the caller was not done)."""
-        return (copy.copy(self.pending), self.misunderstood, list(self.topics))
+        return (copy.deepcopy(self.run), copy.copy(self.pending), self.misunderstood, list(self.topics), self.last_said)
 
     def restore(self, state: tuple) -> None:
-        self.pending, self.misunderstood, self.topics = state[0], state[1], list(state[2])
+        self.run, self.pending, self.misunderstood, self.topics, self.last_said = (
+            state[0], state[1], state[2], list(state[3]), state[4],
+        )  # fmt: skip
+
+    @property
+    def expecting(self) -> Slot | None:
+        """The slot the bot has just asked for (recognition can be told what is coming)."""
+        if self.run and self.run.stage in ("slots", "change") and self.run.asking:
+            return next((s for s in self.run.task.slots if s.name == self.run.asking), None)
+        return None
 
     # ---- call start ------------------------------------------------------------
 
-    def opening(self) -> str | None:
-        """A line for known callers: "Are you calling about your appointment on Thursday?"."""
+    async def opening(self) -> str | None:
+        """A line for known callers, from the config's caller_context ("Are you calling about your order?")."""
         if not self.caller_id:
             return None
-        now = self.clock()
-        if self.brain.calendar and (appointment := self.brain.calendar.upcoming(self.caller_id, now)):
-            self.pending = _Pending("context", appointment=appointment)
-            return f"Are you calling about your {appointment.service} {on_day(appointment.start.date(), now)} at {say_time(appointment.start.time())}?"
-        if self.brain.orders and (order := self.brain.orders.open_order_for(self.caller_id)):
-            self.pending = _Pending("context", order=order)
-            return f"Are you calling about your order {order[self.brain.orders.rules.number_column]}?"
+        for index, context in enumerate(self.config.caller_context):
+            result = await self.brain.tools.run(context.tool, {}, self._context())
+            if result.ok:
+                self.pending = Pending("context", context=index, fields=dict(result.data))
+                return self._fill(context.ask, result.data)
         return None
 
     # ---- turns ---------------------------------------------------------------
 
     async def on_text(self, text: str) -> Reply:
         text = normalize_numbers(text.strip())
-        if not text:
+        if not re.search(r"[a-z0-9]", text.lower()):
             return self._not_understood()
-        escalation = self._escalation(text)
-        if escalation:
-            return escalation
-        if self.pending:
-            reply = await self._continue(text)
-            if reply is not None:
-                return self._understood(reply)
-            self.pending = None  # the caller moved on to something else
-        intent = next((name for name, pattern in _RULES if pattern.search(text)), "question")
-        handler = getattr(self, f"_intent_{intent}")
-        reply = await handler(text)
-        reply.intent = reply.intent if reply.intent != "question" else intent
-        if intent != "question":
-            self.topics.append(intent.replace("_", " "))
-        return self._understood(reply) if reply.understood else reply
+        reply = await self._turn(text)
+        if reply.say or reply.answer:
+            self.last_said = list(reply.say) + ([reply.answer.extractive] if reply.answer else []) + reply.then
+        if reply.understood:
+            self.misunderstood = 0
+        expecting = self.expecting
+        reply.expect_digits = bool(expecting and (expecting.keypad or expecting.type in NUMERIC_SLOTS))
+        return reply
 
     async def on_digits(self, digits: str) -> Reply:
-        """Keypad input: answers the pending question, or a menu choice."""
-        if self.pending and self.pending.kind == "ask_order":
-            return self._understood(self._order_status(digits))
-        if self.pending and digits in ("1", "2"):
+        """Keypad input: answers the slot being asked for, or 1/2 for yes/no."""
+        slot = self.expecting
+        if slot is not None and slot.keypad:
+            return await self.on_text(digits)
+        if (self.pending or (self.run and self.run.stage == "confirm")) and digits in ("1", "2"):
             return await self.on_text("yes" if digits == "1" else "no")
         return self._not_understood()
 
@@ -225,11 +263,50 @@ class Dialogue:
         parts = [reason.replace("-", " ")]
         if self.topics:
             parts.append("about " + ", ".join(dict.fromkeys(self.topics)))
-        if self.pending and self.pending.order:
-            parts.append(f"order {self.pending.order[self.brain.orders.rules.number_column]}")
-        if self.pending and self.pending.appointment:
-            parts.append(f"appt {self.pending.appointment.start:%a %d %H:%M}")
+        if self.run:
+            now = self.clock()
+            for slot in self.run.task.slots:
+                value = self.run.fields.get(slot.name)
+                if value is not None and (slot.identifier or slot.type in ("choice", "date", "time", "datetime")):
+                    parts.append(f"{slot.name.replace('_', ' ')} {say_value(value, now)}")
         return "; ".join(parts)[:80]
+
+    async def _turn(self, text: str) -> Reply:
+        escalation = self._escalation(text)
+        if escalation:
+            return escalation
+        intent = system_intent(text)
+        if intent in ("injection", "human"):
+            return (
+                Reply(say=[self.config.say("injection")], intent="injection")
+                if intent == "injection"
+                else transfer(self.config, "caller-asked")
+            )
+        if intent == "goodbye" and not (self.run and self.run.stage in ("slots", "change") and self._slot_fits(text)):
+            return Reply(say=[self.config.goodbye], end="hangup", reason="caller-done", intent="goodbye")
+        if intent == "repeat":
+            return Reply(say=self.last_said or [self.config.say("nothing_to_repeat")], intent="repeat")
+        if intent == "cancel_task" and (self.run or self.pending):
+            self.run, self.pending = None, None
+            return Reply(say=[self.config.say("task_cancelled")], intent="cancel_task")
+        if intent in ("capabilities", "identity"):
+            return self._about(intent)
+        if self.run is not None:
+            reply = await self._continue_task(text)
+            if reply is not None:
+                return reply
+        if self.pending is not None:
+            reply = await self._answer_pending(text)
+            if reply is not None:
+                return reply
+            self.pending = None  # the caller moved on to something else
+        if intent == "thanks":
+            self.pending = Pending("closing")
+            return Reply(say=[self.config.say("you_are_welcome")], intent="thanks")
+        match = self.brain.matcher.best(text)
+        if match is not None:
+            return await self._start(self.brain.tasks[match.task], text)
+        return await self._question(text)
 
     # ---- escalation ------------------------------------------------------------
 
@@ -237,340 +314,320 @@ class Dialogue:
         rules = self.config.escalation
         if any(phrase_in(p, text) for p in rules.emergency_phrases):
             return transfer(self.config, "emergency", rules.emergency_message, rules.emergency_target)
-        if any(phrase_in(p, text) for p in rules.upset_phrases) or (
-            self.brain.sentiment.polarity_scores(text)["compound"] < rules.upset_threshold
-        ):
-            return transfer(
-                self.config, "caller-upset", "I'm sorry about this. Let me put you through to a colleague who can help."
-            )
+        if any(phrase_in(p, text) for p in rules.upset_phrases) or self._sounds_upset(text):
+            return transfer(self.config, "caller-upset", self.config.say("caller_upset"))
         return None
 
-    def _understood(self, reply: Reply) -> Reply:
-        self.misunderstood = 0
-        return reply
+    def _sounds_upset(self, text: str) -> bool:
+        """Negative sentiment alone is not upset: "my parcel arrived damaged, how do returns work?" is a request."""
+        if self.brain.sentiment.polarity_scores(text)["compound"] >= self.config.escalation.upset_threshold:
+            return False
+        return not (_QUESTION.search(text) or self.brain.matcher.best(text) or self.run)
 
-    def _not_understood(self, say: str | None = None) -> Reply:
+    def _not_understood(self) -> Reply:
         self.misunderstood += 1
         if self.misunderstood >= self.config.escalation.misunderstandings:
-            return transfer(
-                self.config,
-                "not-understood",
-                "I'm sorry, I'm having trouble understanding. Let me connect you to a colleague.",
-            )
-        self.pending = _Pending("offer_human")
-        return Reply(
-            say=[
-                say or "Sorry, I didn't catch that. Could you say it again? You can also press 0 to speak to a person."
-            ],
-            understood=False,
-            intent="not_understood",
-        )
+            return transfer(self.config, "not-understood", self.config.say("too_many_misunderstandings"))
+        if self.run is None:
+            self.pending = Pending("offer_human")
+        return Reply(say=[self.config.say("not_understood")], understood=False, intent="not_understood")
 
-    # ---- pending questions -------------------------------------------------------
+    def _about(self, intent: str) -> Reply:
+        capabilities = self.brain.capabilities()
+        key = intent if capabilities or intent == "identity" else "capabilities_none"
+        say = [self.config.say(key, capabilities=capabilities or self.config.business_name)]
+        if self.run is not None and self.run.asking:
+            say.append(self._prompt(self.run, self._slot(self.run, self.run.asking)))
+        return Reply(say=say, intent=intent)
 
-    async def _continue(self, text: str) -> Reply | None:
+    # ---- questions outside a task ---------------------------------------------------
+
+    async def _answer_pending(self, text: str) -> Reply | None:
         pending = self.pending
-        yes, no = bool(_YES.search(text)), bool(_NO.search(text))
-        now = self.clock()
+        yes, no = is_yes(text), is_no(text)
         if pending.kind == "offer_human":
             if yes:
-                return transfer(self.config, "caller-asked")
-            if no:
+                return transfer(self.config, "caller-asked", target=pending.target)
+            if no and len(text.split()) <= 4:
                 self.pending = None
-                return Reply(say=["Alright. Is there anything else I can help you with?"])
+                return Reply(say=[self.config.say("welcome_back")])
             return None
-        if pending.kind == "closing":  # after "anything else?": a no ends the call
+        if pending.kind == "closing":  # after "anything else?": a short no ends the call
             if no and len(text.split()) <= 4:
                 return Reply(say=[self.config.goodbye], end="hangup", reason="caller-done", intent="goodbye")
             return None
-        if pending.kind == "context":
-            if any(
-                pattern.search(text) for name, pattern in _RULES if name in ("move", "cancel", "book", "order_status")
-            ):
-                return None  # "yes, can I move it?": the intent says more than the yes
-            if pending.appointment and re.search(r"\bkeep\b", text, re.I):
-                self.pending = None
-                return Reply(say=["Great, see you then. Is there anything else?"])
-            if no and len(text.split()) > 3:
-                return None  # "No. How many points do I have?": answer the question
-            if no:
-                self.pending = None
-                return Reply(say=["No problem. How can I help you?"])
-            if yes and pending.appointment:
-                return Reply(say=["Would you like to keep it, move it, or cancel it?"])
-            if yes and pending.order:
-                return self._order_status(pending.order[self.brain.orders.rules.number_column])
-            return None
-        if pending.kind == "ask_service":
-            service = self._service_in(text)
-            if service:
-                return self._offer_slot(service, text)
-            return None
-        if pending.kind in ("confirm_book", "confirm_move"):
-            if yes and not no:
-                return self._commit(pending, now)
-            when = parse_when(text, now)
-            asked_other_time = bool(when.day or when.time or when.part_of_day)
-            if asked_other_time:  # "No, actually Friday at 2 pm"
-                return self._offer_slot(
-                    pending.service, text, moving=pending.appointment if pending.kind == "confirm_move" else None
-                )
-            if no:
-                self.pending = _Pending("ask_new_time", service=pending.service, appointment=pending.appointment)
-                return Reply(say=["Which day and time would suit you better?"])
-            return None
-        if pending.kind == "ask_new_time":
-            when = parse_when(text, now)
-            if when.day or when.time or when.part_of_day:
-                return self._offer_slot(pending.service, text, moving=pending.appointment)
-            return None
-        if pending.kind == "confirm_cancel":
-            if yes and not no:
-                self.brain.calendar.cancel(pending.appointment)
-                self.pending = None
-                a = pending.appointment
-                call = ToolCall("cancel_appointment", {"appointment_id": a.id}, {"status": "cancelled"})
-                return Reply(
-                    say=[
-                        f"Done. Your {a.service} {on_day(a.start.date(), now)} at {say_time(a.start.time())} is cancelled. Anything else?"
-                    ],
-                    tools=[call],
-                )
-            if no:
-                self.pending = None
-                return Reply(say=["Okay, I've left it as it is. Anything else?"])
-            return None
-        if pending.kind == "ask_order":
-            number = self._order_number(text)
-            return self._order_status(number) if number else None
+        context = self.config.caller_context[pending.context]
+        if self.brain.matcher.best(text) is not None:
+            return None  # "yes, can I move it?": the request says more than the yes
+        if no and len(text.split()) <= 3:
+            self.pending = None
+            return Reply(say=[self.config.say("no_problem")])
+        if yes:
+            self.pending = None
+            if context.task:
+                return await self._start(self.brain.tasks[context.task], "", fields=pending.fields)
+            if context.if_yes:
+                return Reply(say=[self._fill(context.if_yes, pending.fields)])
         return None
 
-    # ---- intents ---------------------------------------------------------------
-
-    async def _intent_injection(self, text: str) -> Reply:
-        return Reply(say=[f"I can only help with questions about {self.config.business_name}. What can I do for you?"])
-
-    async def _intent_human(self, text: str) -> Reply:
-        return transfer(self.config, "caller-asked")
-
-    async def _intent_thanks(self, text: str) -> Reply:
-        self.pending = _Pending("closing")
-        return Reply(say=["You're welcome! Is there anything else I can help you with?"])
-
-    async def _intent_goodbye(self, text: str) -> Reply:
-        return Reply(say=[self.config.goodbye], end="hangup", reason="caller-done")
-
-    async def _intent_book(self, text: str) -> Reply:
-        if not self.brain.calendar:
-            return await self._intent_question(text)
-        service = self._service_in(text)
-        if not service:
-            self.pending = _Pending("ask_service")
-            services = list(self.brain.calendar.rules.services)
-            listed = ", ".join(services[:-1]) + f" or a {services[-1]}" if len(services) > 1 else services[0]
-            return Reply(say=[f"Of course. What would you like to book: a {listed}?"])
-        return self._offer_slot(service, text)
-
-    async def _intent_move(self, text: str) -> Reply:
-        appointment = self._callers_appointment()
-        if appointment is None:
-            return self._no_appointment()
-        now = self.clock()
-        when = parse_when(text, now)
-        if when.day or when.time or when.part_of_day:
-            return self._offer_slot(appointment.service, text, moving=appointment)
-        self.pending = _Pending("ask_new_time", service=appointment.service, appointment=appointment)
-        return Reply(
-            say=[
-                f"Your {appointment.service} is {on_day(appointment.start.date(), now)} at {say_time(appointment.start.time())}. When would you like to move it to?"
-            ]
-        )
-
-    async def _intent_cancel(self, text: str) -> Reply:
-        appointment = self._callers_appointment()
-        if appointment is None:
-            return self._no_appointment()
-        now = self.clock()
-        self.pending = _Pending("confirm_cancel", appointment=appointment)
-        return Reply(
-            say=[
-                f"Shall I cancel your {appointment.service} {on_day(appointment.start.date(), now)} at {say_time(appointment.start.time())}?"
-            ]
-        )
-
-    async def _intent_order_status(self, text: str) -> Reply:
-        if not self.brain.orders:
-            return await self._intent_question(text)
-        number = self._order_number(text)
-        if number:
-            return self._order_status(number)
-        self.pending = _Pending("ask_order")
-        return Reply(
-            say=["Sure. What's your order number? You can say it, or type it on your keypad and press hash."],
-            expect_digits=True,
-        )
-
-    async def _intent_question(self, text: str) -> Reply:
-        for hook in self.config.tools.webhooks:
-            if any(phrase_in(p, text) for p in hook.trigger_phrases):
-                return await self._webhook(hook, text)
+    async def _question(self, text: str) -> Reply:
         hits = [h for h in self.brain.knowledge.search(text) if h.score >= MIN_ANSWER_SCORE]
-        if not hits and self.brain.llm is not None:
-            intent = await self._classify(text)
-            if intent not in ("question", "other"):
-                return await getattr(self, f"_intent_{intent}")(text)
         if not hits:
-            if len(re.findall(r"[a-z]{3,}", text.lower())) < 2:
+            if len([w for w in re.findall(r"[a-z]{3,}", text.lower()) if w not in STOPWORDS]) < 2:
                 return self._not_understood()  # a mumble, not a question
-            self.pending = _Pending("offer_human")
+            self.pending = Pending("offer_human")
             return Reply(say=[self.config.not_found_message], intent="unknown")
         return Reply(answer=Answer(text, hits, extractive_answer(text, hits)))
 
-    # ---- helpers ---------------------------------------------------------------
+    # ---- tasks -----------------------------------------------------------------
 
-    async def _classify(self, text: str) -> str:
-        """Ask the model which intent the rules missed; its output can only be one of INTENTS."""
-        messages = [
-            {"role": "system", "content": f"Classify the caller's request to {self.config.business_name}."},
-            {"role": "user", "content": text},
+    async def _start(self, task: Task, text: str, fields: dict | None = None) -> Reply:
+        self.pending = None
+        self.run = TaskRun(task, fields=dict(fields or {}))
+        self.topics.append(task.name.replace("_", " "))
+        for slot in task.slots:  # several slots in one breath: "book a cleaning on Friday morning"
+            self._take(self.run, slot, text)
+        reply = await self._advance()
+        reply.intent = task.name
+        return reply
+
+    def _take(self, run: TaskRun, slot: Slot, text: str) -> bool:
+        if not text:
+            return False
+        parsed = parse_slot(slot, text, self.clock())
+        if parsed.value is None:
+            return False
+        run.fields[slot.name] = parsed.value
+        run.given.add(slot.name)
+        run.prepared = False
+        return True
+
+    def _slot(self, run: TaskRun, name: str) -> Slot:
+        return next(s for s in run.task.slots if s.name == name)
+
+    def _slot_fits(self, text: str) -> bool:
+        slot = self.expecting
+        return slot is not None and parse_slot(slot, text, self.clock()).value is not None
+
+    async def _continue_task(self, text: str) -> Reply | None:
+        run = self.run
+        if run.stage == "confirm":
+            return await self._on_confirm(run, text)
+        slot = self._slot(run, run.asking) if run.asking else None
+        took = self._take(run, slot, text) if slot else False
+        others = [s for s in run.task.slots if s is not slot and (s.name not in run.fields or _CORRECTION.search(text))]
+        took_other = [s for s in others if s.type not in ("text", "name", "yes_no") and self._take(run, s, text)]
+        if took or took_other:
+            return await self._advance()
+        # not an answer to the question: another task, a question in between, or a miss
+        match = self.brain.matcher.best(text)
+        if match is not None and match.task != run.task.name and match.via == "phrase":
+            return await self._start(self.brain.tasks[match.task], text)
+        hits = [h for h in self.brain.knowledge.search(text) if h.score >= MIN_ANSWER_SCORE]
+        if hits and (_QUESTION.search(text) or slot is None or slot.type not in ("text", "name")):
+            back = self.config.say("back_to_task", task=run.task.description.rstrip(".").lower())
+            then = [back, self._prompt(run, slot)] if slot else [back]
+            return Reply(answer=Answer(text, hits, extractive_answer(text, hits)), then=then, intent="question")
+        if slot is None:
+            return None
+        return self._retry(run, slot, parse_slot(slot, text, self.clock()).problem)
+
+    def _retry(self, run: TaskRun, slot: Slot, problem: str | None) -> Reply:
+        run.tries[slot.name] = run.tries.get(slot.name, 0) + 1
+        if run.tries[slot.name] >= slot.tries:
+            self.run = None
+            return transfer(self.config, "slot-not-understood", self.config.say("give_up_slot"))
+        lead = (
+            self.config.say(problem, length=slot.length or slot.min_length or "", count="")
+            if problem == "digits_wrong_length" and slot.length
+            else ""
+        )
+        prompt = fill(slot.reprompt, self._say_fields(run)) if slot.reprompt else self._prompt(run, slot)
+        if slot.keypad and not slot.reprompt:
+            prompt = f"{prompt} {self.config.say('keypad_hint')}"
+        say = f"{lead} {prompt}".strip() if lead else f"{self.config.say('slot_not_understood')} {prompt}"
+        return Reply(say=[say], understood=False, intent=run.task.name)
+
+    async def _on_confirm(self, run: TaskRun, text: str) -> Reply | None:
+        changed = [s for s in run.task.slots if s.type not in ("text", "name", "yes_no") and self._take(run, s, text)]
+        if changed:  # "no, Friday at 2 pm": a new value is a change, whatever the yes/no
+            run.stage = "slots"
+            return await self._advance()
+        if is_yes(text):
+            return await self._act(run)
+        if is_no(text):
+            run.stage, run.asking = "change", None
+            return Reply(say=[self.config.say("what_to_change")], intent=run.task.name)
+        match = self.brain.matcher.best(text)
+        if match is not None and match.task != run.task.name:
+            return await self._start(self.brain.tasks[match.task], text)
+        return Reply(say=[self.config.say("confirm_unclear")], understood=False, intent=run.task.name)
+
+    async def _advance(self) -> Reply:
+        """Move the task on as far as it can go: lookup, missing slots, prepare, read-back, action."""
+        run = self.run
+        task = run.task
+        tools: list[ToolCall] = []
+        if run.stage == "start":
+            run.stage = "slots"
+            if task.lookup:
+                result = await self._tool(task.lookup, run, tools)
+                if not result.ok:
+                    return self._tool_failed(run, result, tools)
+                run.fields = {**result.data, **run.fields}
+        if run.stage == "change":
+            run.stage = "slots"
+        for slot in task.slots:
+            if slot.name in run.fields:
+                continue
+            default = self._default(slot, run)
+            if default is not None:
+                run.fields[slot.name] = default
+                continue
+            if slot.required:
+                run.asking = slot.name
+                return Reply(say=[self._prompt(run, slot)], tools=tools, intent=task.name)
+        run.asking = None
+        if task.prepare and not run.prepared:
+            result = await self._tool(task.prepare, run, tools)
+            if not result.ok:
+                return self._tool_failed(run, result, tools)
+            run.fields.update(result.data)
+            run.prepared = True
+        confirm = task.confirm or self._read_back(run)
+        if confirm and run.stage != "confirmed":
+            run.stage = "confirm"
+            lead = ""
+            requested = run.fields.get("requested")
+            if requested in ("time", "day"):
+                lead = self.config.say(f"requested_{requested}_unavailable") + " "
+            return Reply(say=[lead + self._fill(confirm, run.fields, run)], tools=tools, intent=task.name)
+        reply = await self._act(run)
+        reply.tools[:0] = tools
+        return reply
+
+    def _read_back(self, run: TaskRun) -> str | None:
+        """Numbers the caller gave are read back before an effectful tool uses them."""
+        if run.task.action is None or run.task.action.tool not in self.brain.tools.webhooks:
+            return None
+        if self.brain.tools.webhooks[run.task.action.tool].method == "GET":
+            return None
+        numbers = [
+            s
+            for s in run.task.slots
+            if s.name in run.given and (s.read_back or (s.read_back is None and s.type in NUMERIC_SLOTS))
         ]
-        try:
-            result = await asyncio.to_thread(self.brain.llm.complete_json, messages, INTENT_SCHEMA)
-        except Exception:  # a failed decision falls back to the rules' answer
-            log.exception("intent classification failed")
-            return "question"
-        return result.get("intent", "question")
+        if not numbers:
+            return None
+        values = f" {en.AND} ".join(f"{s.name.replace('_', ' ')} {{{s.name}:digits}}" for s in numbers)
+        return f"{values}. {self.config.say('confirm_default')}"
 
-    async def _webhook(self, hook, text: str) -> Reply:
-        arguments = {}
-        properties = hook.parameters.get("properties", {})
-        digits = _DIGIT_RUN.search(text)
-        for name, spec in properties.items():
-            if name in ("phone", "caller_id") and self.caller_id:
-                arguments[name] = self.caller_id
-            elif digits and spec.get("type") in ("string", "integer"):
-                arguments[name] = digits.group() if spec.get("type") == "string" else int(digits.group())
-        result = await call_webhook(hook, arguments, self.config.tools.allowed_hosts)
-        call = ToolCall(hook.name, arguments, {"ok": result.ok, "error": result.error, **(result.data or {})})
-        if not result.ok and not arguments and hook.parameters.get("required"):
-            self.pending = _Pending("offer_human")
-        return Reply(say=[result.say], tools=[call], intent=hook.name)
+    async def _act(self, run: TaskRun) -> Reply:
+        task = run.task
+        tools: list[ToolCall] = []
+        self.run = None
+        if task.action is None:
+            return self._finish(task, "done", run.fields, tools)
+        result = await self._tool(task.action, run, tools)
+        fields = {**run.fields, **result.data}
+        if result.status == "not_found" and (retry := self._retry_identifier(run)):
+            not_found = self._fill(task.replies.not_found or self.config.say("tool_not_found"), fields, run)
+            return Reply(say=[not_found, self._prompt(run, retry)], tools=tools, intent=task.name, understood=False)
+        return self._finish(task, result.status, fields, tools, run)
 
-    def _order_number(self, text: str) -> str | None:
-        """The order number in what the caller said, tolerant of ASR homophones.
-
-        Speech recognisers write "four one one two" as "for 112"; each reading is
-        tried against the real order table and the one that exists wins.
-        """
-        candidates = [m.group() for m in _DIGIT_RUN.finditer(text)]
-        for word, digit in _HOMOPHONES.items():
-            candidates += [digit + m.group(1) for m in re.finditer(rf"\b{word}\s*(\d{{2,}})\b", text, re.I)]
-        found = next((c for c in candidates if self.brain.orders.lookup(c)), None)
-        return found or (max(candidates, key=len) if candidates else None)
-
-    def _service_in(self, text: str) -> str | None:
-        letters = re.sub(r"[^a-z]", "", text.lower())
-        for service in self.brain.calendar.rules.services:
-            if re.sub(r"[^a-z]", "", service.lower())[:5] in letters:
-                return service
+    def _retry_identifier(self, run: TaskRun) -> Slot | None:
+        """A reference that matched nothing is asked again (it was probably misheard), within its tries."""
+        for slot in reversed(run.task.slots):
+            if slot.name in run.given and slot.type in ("digits", "id", "phone") and slot.identifier:
+                run.tries[slot.name] = run.tries.get(slot.name, 0) + 1
+                if run.tries[slot.name] >= slot.tries:
+                    return None
+                del run.fields[slot.name]
+                run.given.discard(slot.name)
+                run.stage, run.asking, run.prepared = "slots", slot.name, False
+                self.run = run
+                return slot
         return None
 
-    def _callers_appointment(self) -> Appointment | None:
-        if self.pending and self.pending.appointment:
-            return self.pending.appointment
-        if not self.brain.calendar or not self.caller_id:
-            return None
-        return self.brain.calendar.upcoming(self.caller_id, self.clock())
-
-    def _no_appointment(self) -> Reply:
-        self.pending = _Pending("offer_human")
-        return Reply(
-            say=[
-                "I couldn't find an upcoming appointment for the number you're calling from. Would you like me to connect you to a colleague?"
-            ]
+    def _finish(self, task: Task, status: str, fields: dict, tools: list[ToolCall], run: TaskRun | None = None) -> Reply:
+        for outcome in task.outcomes:
+            if all(str(fields.get(key)) in values for key, values in outcome.when.items()):
+                if outcome.offer_human:
+                    self.pending = Pending("offer_human", target=task.escalate.target)
+                else:
+                    self.pending = Pending("closing")
+                return Reply(say=[self._fill(outcome.say, fields, run)], tools=tools, intent=task.name)
+        template = getattr(task.replies, status) or self.config.say(
+            "anything_else" if status == "done" else f"tool_{status}"
         )
+        say = [self._fill(template, fields, run)]
+        if status in task.escalate.after:
+            say.append(self.config.say("offer_human"))
+            self.pending = Pending("offer_human", target=task.escalate.target)
+        else:
+            self.pending = Pending("closing") if status == "done" else None
+        return Reply(say=say, tools=tools, intent=task.name)
 
-    def _offer_slot(self, service: str, text: str, moving: Appointment | None = None) -> Reply:
+    def _tool_failed(self, run: TaskRun, result: ToolResult, tools: list[ToolCall]) -> Reply:
+        self.run = None
+        return self._finish(run.task, result.status, run.fields, tools, run)
+
+    async def _tool(self, step, run: TaskRun, tools: list[ToolCall]) -> ToolResult:
+        args = {name: self._arg(template, run.fields) for name, template in step.args.items()}
+        if not step.args:
+            args = dict(run.fields)
+        result = await self.brain.tools.run(step.tool, args, self._context())
+        tools.append(
+            ToolCall(
+                step.tool,
+                {k: as_json(v) for k, v in args.items() if not isinstance(v, dict)},
+                {"status": result.status, **{k: as_json(v) for k, v in result.data.items()}},
+            )
+        )
+        return result
+
+    def _arg(self, template: str, fields: dict) -> object:
+        whole = re.fullmatch(r"\{([a-z_][a-z0-9_]*)\}", template)
+        if whole:
+            return fields.get(whole.group(1))
+        return fill(template, {k: str(v) for k, v in fields.items()})
+
+    def _default(self, slot: Slot, run: TaskRun) -> object | None:
+        if slot.default == "caller_id":
+            return self.caller_id
+        if slot.default:
+            return self._arg(slot.default, run.fields)
+        return None
+
+    def _prompt(self, run: TaskRun, slot: Slot) -> str:
+        return fill(slot.prompt or "", self._say_fields(run))
+
+    def _context(self) -> ToolContext:
+        return ToolContext(self.caller_id, self.clock())
+
+    def _say_fields(self, run: TaskRun | None, fields: dict | None = None) -> dict:
         now = self.clock()
-        when = parse_when(text, now)
-        slot = self.brain.calendar.first_free(service, now, when.day, when.time, when.part_of_day)
-        if slot is None:
-            self.pending = _Pending("offer_human")
-            return Reply(
-                say=[
-                    f"I'm sorry, I have no free time for a {service} in the coming weeks. Would you like me to connect you to a colleague?"
-                ]
-            )
-        kind = "confirm_move" if moving else "confirm_book"
-        self.pending = _Pending(kind, service=service, start=slot, appointment=moving)
-        verb = f"move your {service} to" if moving else "book"
-        what = "" if moving else f" for a {service}"
-        missed_time = when.time is not None and (slot.time() != when.time or (when.day and slot.date() != when.day))
-        missed_day = when.day is not None and slot.date() != when.day
-        lead = "That exact time isn't free. " if missed_time else "That day is fully booked. " if missed_day else ""
-        return Reply(
-            say=[f"{lead}I have {say_day(slot.date(), now)} at {say_time(slot.time())}{what}. Shall I {verb} it?"]
-        )
+        said = {"business_name": self.config.business_name}
+        for name, value in (fields if fields is not None else run.fields if run else {}).items():
+            said[name] = say_value(value, now)
+            said[f"{name}:digits"] = say_value(value, now, spell=True)
+            if isinstance(value, (dt.datetime, dt.date)):
+                day = value.date() if isinstance(value, dt.datetime) else value
+                on = say_value(value, now)
+                said[f"{name}:on"] = on if on.startswith(("today", "tomorrow")) else f"on {on}"
+                said[f"{name}:day"] = say_value(day, now)
+        return said
 
-    def _commit(self, pending: _Pending, now: dt.datetime) -> Reply:
-        calendar = self.brain.calendar
-        try:
-            if pending.kind == "confirm_move":
-                done = calendar.move(pending.appointment, pending.start, now)
-                tool = ToolCall(
-                    "move_appointment",
-                    {"appointment_id": done.id, "start": done.start.isoformat()},
-                    {"status": "moved"},
-                )
-                said = f"Done. Your {done.service} is now {on_day(done.start.date(), now)} at {say_time(done.start.time())}."
-            else:
-                done = calendar.book(self.caller_id, pending.service, pending.start, now)
-                tool = ToolCall(
-                    "book_appointment",
-                    {"service": done.service, "start": done.start.isoformat()},
-                    {"appointment_id": done.id},
-                )
-                said = f"Done. You're booked for a {done.service} {on_day(done.start.date(), now)} at {say_time(done.start.time())}."
-        except SlotTaken:
-            return self._offer_slot(pending.service, "", moving=pending.appointment)
-        self.pending = None
-        return Reply(say=[said, "Is there anything else I can help you with?"], tools=[tool])
-
-    def _order_status(self, number: str) -> Reply:
-        orders = self.brain.orders
-        row = orders.lookup(number)
-        call = ToolCall(
-            "order_lookup",
-            {"order_number": number},
-            {"found": row is not None, **({"status": row[orders.rules.status_column]} if row else {})},
-        )
-        if row is None:
-            self.pending = _Pending("ask_order")
-            spaced = " ".join(number)
-            return Reply(
-                say=[f"I couldn't find order {spaced}. Could you say or type the number again?"],
-                tools=[call],
-                expect_digits=True,
-            )
-        self.pending = (
-            _Pending("offer_human", order=row) if row[orders.rules.status_column] in ("delayed", "lost") else None
-        )
-        details = " ".join(row[c] for c in orders.rules.details_columns if row.get(c))
-        extra = " Would you like me to connect you to a colleague about it?" if self.pending else " Anything else?"
-        return Reply(
-            say=[f"Order {number} is {row[orders.rules.status_column]}. {details}".strip() + extra], tools=[call]
-        )
+    def _fill(self, template: str, fields: dict, run: TaskRun | None = None) -> str:
+        return fill(template, self._say_fields(run, fields))
 
 
-def asr_hint(config: AgentConfig) -> str:
+def asr_hint(config: AgentConfig, tasks: list[Task]) -> str:
     """Words this deployment expects, for speech recognisers that take a prompt."""
     parts = [f"{config.business_name}."]
-    if config.tools.calendar:
-        services = ", ".join(config.tools.calendar.services)
-        parts.append(f"Book, move or cancel an appointment: {services}.")
-    if config.tools.orders:
-        parts.append("Order number, order status.")
-    parts += [f"{hook.description}." for hook in config.tools.webhooks]
+    for task in tasks:
+        choices = [value for slot in task.slots for value in slot.choices]
+        parts.append(f"{task.description.rstrip('.')}{': ' + ', '.join(choices) if choices else ''}.")
     return " ".join(parts)[:300]
 
 
@@ -582,15 +639,6 @@ def extractive_answer(question: str, hits: list[Hit], max_sentences: int = 2) ->
     top = max(scores)
     best = [i for i, score in enumerate(scores) if score == top][:max_sentences] if top else [0]
     return " ".join(sentences[i] for i in best)
-
-
-def phrase_in(phrase: str, text: str) -> bool:
-    """Whole-word phrase match that ignores case, punctuation and plural s ("points" ~ "point")."""
-
-    def words(value: str) -> str:
-        return " " + " ".join(re.sub(r"(?<=[a-z]{3})s$", "", w) for w in re.findall(r"[a-z0-9']+", value.lower())) + " "
-
-    return words(phrase) in words(text)
 
 
 def _stems(text: str) -> set[str]:

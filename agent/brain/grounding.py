@@ -12,16 +12,9 @@ import re
 from dataclasses import dataclass
 
 from agent.brain.numbers import parse_number
+from agent.language.en import MONTHS, NUMBER_WORDS, WEEKDAYS
 
-WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-MONTHS = (
-    "january", "february", "march", "april", "may", "june", "july",
-    "august", "september", "october", "november", "december",
-)  # fmt: skip
-_NUMBER_WORDS = (
-    r"zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
-    r"sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundred|thousand"
-)
+_NUMBER_WORDS = "|".join(NUMBER_WORDS)
 _NUMBER_PHRASE = re.compile(rf"\b(?:{_NUMBER_WORDS})(?:[\s-]+(?:and\s+)?(?:{_NUMBER_WORDS}))*\b", re.I)
 _DIGITS = re.compile(r"\d+(?:[.,:]\d+)*")
 # words that are numbers but rarely facts in a receptionist's reply ("one moment", "one of our")

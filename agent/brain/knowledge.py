@@ -12,13 +12,9 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.language.en import STOPWORDS
+
 SUFFIXES = (".md", ".txt")
-STOPWORDS = set(
-    """a an and are as at be by can could do does for from have how i if in is it me my of on or our
-    please so that the their there this to up us was we what when where which who will with would you your
-    hi hello yes no okay ok um uh tell know like want need just about
-    am pm hmm hm mm mhm uhm er erm ah oh huh yeah yep m s t ll re ve d""".split()
-)  # "am"/"pm" alone are no topic: a mumble heard as "I am" matched the opening hours ("8 am")
 
 
 # Callers and documents use different words for the same thing; a question term

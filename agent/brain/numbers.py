@@ -8,16 +8,9 @@ from __future__ import annotations
 
 import re
 
-_UNITS = {
-    "zero": 0, "oh": 0, "o": 0, "nought": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5,
-    "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
-    "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17,
-    "eighteen": 18, "nineteen": 19,
-}  # fmt: skip
-_TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90}
-_REPEAT = {"double": 2, "triple": 3}
-_SCALES = {"hundred": 100, "thousand": 1000}
-_DIGIT_WORDS = {w for w, v in _UNITS.items() if v < 10}
+from agent.language.en import DIGIT_WORDS, REPEATS, SCALES, TENS, UNITS
+
+_UNITS, _TENS, _REPEAT, _SCALES, _DIGIT_WORDS = UNITS, TENS, REPEATS, SCALES, DIGIT_WORDS
 _TOKEN = re.compile(r"[a-z]+|\d+", re.I)
 _FILLERS = {"and", "dash", "number", "is", "its", "uh", "um"}
 

@@ -272,6 +272,10 @@ class CallSession:
                                 )
                                 if self._recording:
                                     stream.hold = self._recording.hold(self._recording.caller_frames - len(preroll) - 1)
+                                stream.audio_start = (
+                                    self._last_speech[4] if previous is not None else media_time
+                                ) - (0 if previous is not None else len(preroll) * FRAME_S)
+                                stream.call_id = self.call_id
                                 stream.add((previous or b"") + b"".join(preroll))
                                 await self._events.put(BargeIn(time.monotonic()))
                             if stream is not None:
@@ -283,7 +287,8 @@ class CallSession:
                                 ended_at = time.monotonic()
                                 stream.endpoint_ms = (media_time - segmenter.last_speech_at) * 1000
                                 self._last_speech = (
-                                    media_time, bytes(stream.audio), self._playout.frames_played, stream.number
+                                    media_time, bytes(stream.audio), self._playout.frames_played, stream.number,
+                                    stream.audio_start,
                                 )  # fmt: skip
                                 if self._recording:
                                     stream.last_frame = self._recording.caller_frames
@@ -329,7 +334,7 @@ class CallSession:
         """
         if self._last_speech is None:
             return None
-        ended, audio, frames_played, number = self._last_speech
+        ended, audio, frames_played, number, _start = self._last_speech
         if self._processed_stream >= number and not self._turn_revocable:
             return None  # the last turn was acted on (a tool ran, the call is ending)
         if media_time - ended > self._config.endpointing.continue_within_s:
@@ -364,7 +369,7 @@ class CallSession:
         config = self._config
         caller_id = await self._caller_id()
         self._dialogue = self._brain.dialogue(caller_id)
-        opening = self._dialogue.opening()
+        opening = await self._dialogue.opening()
         self._start_reply(self._speak_fixed(config.greeting, kind="greeting", personal=opening))
         silence_prompts = 0
         last_activity = time.monotonic()  # caller spoke/pressed, or the bot finished talking
@@ -568,6 +573,9 @@ class CallSession:
                 else:
                     for clause in split_clauses(reply.answer.extractive):
                         await self._speak_timed(clause, started, timings, reusable=True)
+            for sentence in reply.then:  # back to the task the question interrupted
+                for clause in split_clauses(sentence):
+                    await self._speak_timed(clause, started, timings)
             if not self._spoken:
                 await self._speak(self._config.fallback_message, reusable=True)
         except asyncio.CancelledError:
@@ -704,6 +712,8 @@ class _StreamingRecognition:
     speculated_at = 0.0
     decoding = 0  # final decodes running in this process (all calls)
     last_frame: int | None = None
+    audio_start = 0.0  # media time of the first sample in `audio` (for the decode log)
+    call_id = ""
 
     def __init__(
         self,
@@ -733,7 +743,7 @@ class _StreamingRecognition:
 
         def recognise() -> Transcript:
             stream.accept(audio)
-            return stream.finish()
+            return self._logged(stream.finish(), "speculative", len(audio))
 
         self.speculated_at = at
         self.speculation = asyncio.ensure_future(self._decode(recognise, time.monotonic() + needed_in_s))
@@ -751,7 +761,17 @@ class _StreamingRecognition:
             audio = b"".join(c for c in chunks if c is not None)
             if audio:
                 await asyncio.to_thread(self._stream.accept, audio)
-        return await self._decode(self._stream.finish)
+        covered = len(self.audio)
+        return await self._decode(lambda: self._logged(self._stream.finish(), "final", covered))
+
+    def _logged(self, transcript: Transcript, kind: str, audio_bytes: int) -> Transcript:
+        """Which audio a decode covered (media seconds of the call) and what it heard."""
+        end = self.audio_start + audio_bytes / 16000
+        log.debug(
+            "call %s: %s decode of segment %d (continues=%s) covers %.2f-%.2f s: %r",
+            self.call_id, kind, self.number, self.continues, self.audio_start, end, transcript.text,
+        )  # fmt: skip
+        return transcript
 
     async def finish(self):
         if self.speculation is not None:

@@ -34,11 +34,11 @@ class Orders:
         return self._by_number.get(number.strip())
 
     def open_order_for(self, phone: str) -> dict[str, str] | None:
-        """The caller's most recent order that is not yet delivered (for caller-ID context)."""
+        """The caller's most recent order not in a closed status (for caller-ID context)."""
         column = self.rules.phone_column
         if not column or not phone:
             return None
         mine = [
-            r for r in self._by_number.values() if r.get(column) == phone and r[self.rules.status_column] != "delivered"
+            r for r in self._by_number.values() if r.get(column) == phone and r[self.rules.status_column] not in self.rules.closed_statuses
         ]
         return mine[-1] if mine else None

@@ -50,11 +50,13 @@ async def call_webhook(hook: WebhookTool, arguments: dict, allowed_hosts: list[s
                 response = await client.get(hook.url, params=arguments)
             else:
                 response = await client.post(hook.url, json=arguments)
+        if response.status_code == 404:  # the backend looked and found nothing: not a failure
+            return WebhookResult(False, hook.fallback, error="not_found")
         response.raise_for_status()
         data = response.json()
         if not isinstance(data, dict):
             raise ValueError("reply is not a JSON object")
-        return WebhookResult(True, _fill(hook.say, data), data)
+        return WebhookResult(True, _fill(hook.say, data) if hook.say else "", data)
     except (httpx.HTTPError, ValueError, KeyError) as exc:
         log.warning("webhook %s failed: %s", hook.name, type(exc).__name__)
         return WebhookResult(False, hook.fallback, error=type(exc).__name__)

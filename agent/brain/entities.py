@@ -1,0 +1,213 @@
+"""Slot values read from what the caller said, one parser per slot type.
+
+Every parser looks only at the part of the utterance that fits its type ("my
+card ends 4929, the one I lost on Friday" gives a digits slot 4929 and a date
+slot Friday), and says why a value did not fit so the re-prompt can say so.
+Deterministic by design: small models get numbers and dates wrong.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+from agent.brain.dates import When, parse_day, parse_time, parse_when, say_day, say_time
+from agent.brain.numbers import normalize_numbers, parse_number, spoken_digits
+from agent.config import Slot
+from agent.language import en
+
+_YES = re.compile(en.YES, re.I)
+_NO = re.compile(en.NO, re.I)
+# digit groups a caller reads with pauses, as ASR writes them: "4,112", "41 12", "4112-77", "41, 12"
+_GROUPED = re.compile(r"\d+(?:(?:,\s?|\s|-|\s?\.\s|\s(?:and|uh|um)\s)\d+)*")
+
+
+@dataclass(frozen=True)
+class Parsed:
+    value: object | None
+    problem: str | None = None  # why nothing fit, for the re-prompt ("That was 5 digits; I need 4.")
+
+
+def is_yes(text: str) -> bool:
+    return bool(_YES.search(text)) and not _NO.search(text)
+
+
+def is_no(text: str) -> bool:
+    return bool(_NO.search(text))
+
+
+def digit_runs(text: str) -> list[str]:
+    """Every number in the utterance as one digit string, groups read with pauses joined."""
+    text = normalize_numbers(text)
+    runs = []
+    for match in _GROUPED.finditer(text):
+        digits = re.sub(r"\D", "", match.group())
+        if digits:
+            runs.append(digits)
+    if not runs:
+        spelled = spoken_digits(text)
+        if spelled:
+            runs.append(spelled)
+    return runs
+
+
+def _digits(slot: Slot, text: str) -> Parsed:
+    runs = digit_runs(text)
+    if not runs:
+        return Parsed(None)
+    low = slot.length or slot.min_length or 1
+    high = slot.length or slot.max_length or 32
+    fitting = [r for r in runs if low <= len(r) <= high]
+    if fitting:
+        return Parsed(fitting[-1])  # a caller who corrects themselves says the right one last
+    longest = max(runs, key=len)
+    if len(longest) > high and slot.length:
+        return Parsed(longest[-slot.length :] if slot.take == "last" else longest[: slot.length])
+    length = slot.length or (low if len(longest) < low else high)
+    return Parsed(None, "digits_wrong_length" if len(longest) >= 2 else None) if length else Parsed(None)
+
+
+def _number(text: str) -> float | None:
+    text = normalize_numbers(text).lower().replace(",", "")
+    match = re.search(r"\d+(?:\.\d+)?", text)
+    if match:
+        value = float(match.group())
+        return int(value) if value.is_integer() else value
+    words = re.findall(r"[a-z]+(?:-[a-z]+)?", text)
+    for start in range(len(words)):
+        for end in range(len(words), start, -1):
+            value = parse_number(" ".join(words[start:end]))
+            if value is not None:
+                return value
+    return None
+
+
+def _choice(slot: Slot, text: str) -> str | None:
+    from agent.brain.intents import phrase_in, stem
+
+    for value, synonyms in slot.choices.items():
+        if any(phrase_in(word, text) for word in (value, *synonyms)):
+            return value
+    # near misses ASR makes ("clean in" for "cleaning"): compare stems of each word
+    stems = {stem(w) for w in re.findall(r"[a-z]+", text.lower()) if len(w) > 3}
+    letters = re.sub(r"[^a-z]", "", text.lower())
+    for value, synonyms in slot.choices.items():
+        for word in (value, *synonyms):
+            key = re.sub(r"[^a-z]", "", word.lower())
+            if (len(key) >= 5 and key[:5] in letters) or stem(word) in stems and len(word) > 3:
+                return value
+    return None
+
+
+_AT = re.compile(r"\s+at\s+")
+_DOT = re.compile(r"\s+dot\s+")
+
+
+def _email(text: str) -> str | None:
+    written = re.search(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", text)
+    if written:
+        return written.group().lower()
+    spoken = text.lower()
+    spoken = re.sub(r"^.*?\b(?:e-?mail(?: address)? is|it'?s|address is)\s+", "", spoken)
+    spoken = spoken.replace(" underscore ", "_").replace(" dash ", "-").replace(" hyphen ", "-")
+    parts = _AT.split(spoken.strip(), maxsplit=1)
+    if len(parts) != 2:
+        return None
+    local = _DOT.sub(".", parts[0]).replace(" ", "")
+    domain = _DOT.sub(".", parts[1]).replace(" ", "").rstrip(".")
+    if "." not in domain or not local:
+        return None
+    return f"{local}@{domain}"
+
+
+_NAME = re.compile(
+    r"\b(?:my name is|name'?s|this is|i'?m|i am|it'?s|call me|under the name(?: of)?|under)\s+([a-z][a-z'-]+(?:\s+[a-z][a-z'-]+)?)",
+    re.I,
+)
+
+
+def _name(text: str) -> str | None:
+    match = _NAME.search(text)
+    words = match.group(1).split() if match else re.findall(r"[A-Za-z][A-Za-z'-]+", text)
+    words = [w for w in words if w.lower() not in en.STOPWORDS and w.lower() not in en.FILLERS]
+    if not words or len(words) > 3:
+        return None
+    return " ".join(w.capitalize() for w in words[:2])
+
+
+def _identifier(text: str) -> str | None:
+    """A reference with letters and digits ("AB12 CDE", "K7-4419"): the tool decides if it exists."""
+    cleaned = normalize_numbers(text)
+    tokens = re.findall(r"[A-Za-z0-9-]+", cleaned)
+    with_digit = [i for i, t in enumerate(tokens) if re.search(r"\d", t)]
+    if not with_digit:
+        return None
+    first, last = with_digit[0], with_digit[-1]
+    # short letter groups next to the digits belong to it ("AB12 CDE")
+    while first > 0 and len(tokens[first - 1]) <= 3 and tokens[first - 1].lower() not in en.STOPWORDS:
+        first -= 1
+    while last + 1 < len(tokens) and len(tokens[last + 1]) <= 3 and tokens[last + 1].lower() not in en.STOPWORDS:
+        last += 1
+    return "".join(tokens[first : last + 1]).upper().replace("-", "")
+
+
+def parse_slot(slot: Slot, text: str, now: dt.datetime) -> Parsed:
+    """The slot's value in `text`, or why there is none."""
+    kind = slot.type
+    if kind == "digits":
+        return _digits(slot, text)
+    if kind in ("number", "money"):
+        return Parsed(_number(text))
+    if kind == "date":
+        return Parsed(parse_day(text, now))
+    if kind == "time":
+        return Parsed(parse_time(text.lower())[0])
+    if kind == "datetime":
+        when = parse_when(text, now)
+        return Parsed(when if (when.day or when.time or when.part_of_day) else None)
+    if kind == "choice":
+        return Parsed(_choice(slot, text))
+    if kind == "yes_no":
+        return Parsed(True if is_yes(text) else False if is_no(text) else None)
+    if kind == "phone":
+        runs = [r for r in digit_runs(text) if 6 <= len(r) <= 15]
+        return Parsed(("+" if re.search(r"\+|\bplus\b", text) else "") + runs[-1] if runs else None)
+    if kind == "email":
+        return Parsed(_email(text))
+    if kind == "name":
+        return Parsed(_name(text))
+    if kind == "id":
+        return Parsed(_identifier(text))
+    words = [w for w in re.findall(r"[\w'-]+", text) if w.lower() not in en.FILLERS]
+    return Parsed(text.strip() if len(words) >= 1 else None)  # text
+
+
+def say_value(value: object, now: dt.datetime, spell: bool = False) -> str:
+    """A field as the bot says it: dates and times in words, ids digit by digit when asked."""
+    if isinstance(value, dt.datetime):
+        return f"{say_day(value.date(), now)} at {say_time(value.time())}"
+    if isinstance(value, dt.date):
+        return say_day(value, now)
+    if isinstance(value, dt.time):
+        return say_time(value)
+    if isinstance(value, When):
+        parts = [say_day(value.day, now)] if value.day else []
+        parts += [f"at {say_time(value.time)}"] if value.time else []
+        parts += [f"in the {value.part_of_day}"] if value.part_of_day and not value.time else []
+        return " ".join(parts)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    text = str(value)
+    if spell and re.fullmatch(r"\+?\d+", text):
+        return " ".join(text)
+    return text
+
+
+def as_json(value: object) -> object:
+    """A field as a tool argument."""
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, When):
+        return {"day": value.day.isoformat() if value.day else None, "time": value.time.isoformat() if value.time else None}
+    return value

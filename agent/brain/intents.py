@@ -1,0 +1,116 @@
+"""Which task (or conversation intent) an utterance asks for, from the config's examples.
+
+A task is triggered by one of its phrases (whole words, any order of the rest of
+the sentence) or by being close to one of its example utterances: TF-IDF-weighted
+overlap of word stems, with the task's phrases and choice words as extra
+evidence. The conversation intents every deployment shares (a person, goodbye,
+"forget it") come from the language module. Measured against the alternatives on
+the paraphrase sets (`python -m agent bench --intents`, docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+from agent.config import Task
+from agent.language import en
+
+EXAMPLE_THRESHOLD = 0.42  # similarity to a task's closest example that counts as asking for it
+EXAMPLE_WEIGHT = 1.5  # a near-verbatim example (similarity ≥ 0.8) outranks a lone trigger phrase
+_WORD = re.compile(r"[a-z0-9']+")
+_SYSTEM = {name: re.compile(pattern, re.I) for name, pattern in en.INTENT_PATTERNS.items()}
+
+
+def stem(word: str) -> str:
+    """Crude English stem, enough for "booking"/"book", "cancelled"/"cancel", "appointments"/"appointment"."""
+    word = word.lower().strip("'")
+    for suffix in ("ings", "ing", "ied", "ies", "ed", "es", "s", "ly"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            word = word[: -len(suffix)]
+            break
+    if len(word) > 3 and word[-1] == word[-2]:
+        word = word[:-1]  # "cancell" → "cancel", "bookk" never
+    return word
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text.lower().replace("’", "'"))
+
+
+def content_stems(text: str) -> list[str]:
+    return [stem(w) for w in words(text) if w not in en.STOPWORDS and w not in en.FILLERS and not w.isdigit()]
+
+
+def phrase_in(phrase: str, text: str) -> bool:
+    """Whole-word phrase match that ignores case, punctuation and word endings ("points" ~ "point")."""
+
+    def joined(value: str) -> str:
+        return " " + " ".join(stem(w) for w in words(value)) + " "
+
+    return joined(phrase) in joined(text)
+
+
+def system_intent(text: str) -> str | None:
+    """A conversation intent every deployment shares ("human", "goodbye", "repeat", ...), or None."""
+    return next((name for name, pattern in _SYSTEM.items() if pattern.search(text)), None)
+
+
+@dataclass(frozen=True)
+class Match:
+    task: str
+    score: float  # > 1: a trigger phrase (+ half the example similarity); else 1.5 × example similarity
+    via: str  # "phrase" | "example"
+
+
+class TaskMatcher:
+    """Scores an utterance against every task's trigger phrases and example utterances."""
+
+    def __init__(self, tasks: list[Task]) -> None:
+        self.tasks = tasks
+        self._examples: list[tuple[str, Counter]] = []
+        document_frequency: Counter = Counter()
+        for task in tasks:
+            for example in [*task.triggers.examples, *task.triggers.phrases]:
+                bag = Counter(content_stems(example))
+                if bag:
+                    self._examples.append((task.name, bag))
+                    document_frequency.update(set(bag))
+        total = max(len(self._examples), 1)
+        self._idf = {term: math.log(1 + total / df) for term, df in document_frequency.items()}
+        self._unknown_idf = math.log(1 + total)
+
+    def _weight(self, term: str) -> float:
+        return self._idf.get(term, self._unknown_idf)
+
+    def _similarity(self, query: Counter, example: Counter) -> float:
+        """Weighted overlap: how much of the example the caller said, and how much of what they said it covers."""
+        shared = sum(self._weight(t) for t in query.keys() & example.keys())
+        if not shared:
+            return 0.0
+        coverage = shared / sum(self._weight(t) for t in example)
+        precision = shared / sum(self._weight(t) for t in query if t in self._idf)
+        return 2 * coverage * precision / (coverage + precision)
+
+    def rank(self, text: str) -> list[Match]:
+        """Tasks the utterance may ask for, best first."""
+        query = Counter(content_stems(text))
+        similar: dict[str, float] = {}
+        if query:
+            for name, example in self._examples:
+                similar[name] = max(similar.get(name, 0.0), self._similarity(query, example))
+        matches = []
+        for task in self.tasks:
+            hits = [p for p in task.triggers.phrases if phrase_in(p, text)]
+            if hits:  # several tasks' phrases present ("cancel my booking"): the closer examples decide
+                score = 1.0 + max(len(p) for p in hits) / 100 + similar.get(task.name, 0.0) / 2
+                matches.append(Match(task.name, score, "phrase"))
+            elif task.name in similar:
+                matches.append(Match(task.name, similar[task.name] * EXAMPLE_WEIGHT, "example"))
+        return sorted(matches, key=lambda m: m.score, reverse=True)
+
+    def best(self, text: str, threshold: float = EXAMPLE_THRESHOLD) -> Match | None:
+        ranked = self.rank(text)
+        return ranked[0] if ranked and ranked[0].score >= threshold * EXAMPLE_WEIGHT else None

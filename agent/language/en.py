@@ -1,0 +1,94 @@
+"""English: the words the parsers read and every sentence the bot says by default.
+
+This is the one place for weekday, month and number words, the phrases of the
+conversation intents every deployment shares (asking for a person, goodbye,
+"forget it", "say that again"), and the default sentences. A deployment
+overrides any sentence in agent.yaml under `messages:`; business words, flows and
+replies belong in the config, never here.
+"""
+
+from __future__ import annotations
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+MONTHS = (
+    "january", "february", "march", "april", "may", "june", "july",
+    "august", "september", "october", "november", "december",
+)  # fmt: skip
+ORDINALS = {
+    "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8,
+    "ninth": 9, "tenth": 10, "eleventh": 11, "twelfth": 12, "thirteenth": 13, "fourteenth": 14,
+    "fifteenth": 15, "sixteenth": 16, "seventeenth": 17, "eighteenth": 18, "nineteenth": 19,
+    "twentieth": 20, "thirtieth": 30,
+}  # fmt: skip
+UNITS = {
+    "zero": 0, "oh": 0, "o": 0, "nought": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5,
+    "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
+    "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17,
+    "eighteen": 18, "nineteen": 19,
+}  # fmt: skip
+TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90}
+REPEATS = {"double": 2, "triple": 3}
+SCALES = {"hundred": 100, "thousand": 1000}
+DIGIT_WORDS = frozenset(w for w, v in UNITS.items() if v < 10)
+NUMBER_WORDS = tuple([w for w in UNITS if w not in ("oh", "o", "nought")] + list(TENS) + list(SCALES))
+# what ASR writes for a digit word in a run of digits ("order for 112" = 4112)
+DIGIT_HOMOPHONES = {"for": "4", "to": "2", "too": "2", "won": "1", "ate": "8", "oh": "0"}
+PARTS_OF_DAY = ("morning", "afternoon", "evening")
+
+# Conversation intents every deployment shares: regular expressions, matched case-insensitively.
+INTENT_PATTERNS = {
+    "injection": r"\b(ignore (all |your |the |any |previous |prior )*(instructions|rules|prompt)|system prompt|you are now|pretend (to be|you are|you're)|jailbreak|developer mode|disregard (your|all|the))\b",
+    "human": r"\b(human|real person|a person|someone real|somebody real|operator|receptionist|representative|(talk|speak) (to|with) (a|an|the|someone|somebody|your|anybody|anyone)\b|live agent|an agent|a colleague|put me through|transfer me)\b",
+    "goodbye": r"\b(bye|goodbye|good bye|that'?s all|that is all|nothing else|hang up|that'?s everything|i'?m done)\b",
+    "thanks": r"^\W*(ok(ay)?,? )?(thank you|thanks|thank you very much|many thanks|great,? thanks?|cheers|perfect,? thanks?)\W*$",
+    "cancel_task": r"\b(forget (it|that|about it)|never ?mind|don'?t bother|leave it|stop that|scrap that|skip it)\b",
+    "repeat": r"\b(say (that|it) again|repeat (that|it|yourself)|come again|what did you say|pardon( me)?|didn'?t (catch|hear) (that|you|it)|one more time)\b",
+    "capabilities": r"\b(what can you (do|help)|what do you do|how can you help|what are my options|what (else )?can i ask|what are you able)\b",
+    "identity": r"\b(who (am i|are you)|what are you|are you (a |an )?(robot|bot|machine|human|real|person|computer|ai)|am i (talking|speaking) (to|with) (a |an )?(robot|bot|machine|human|real|person|computer))\b",
+}  # fmt: skip
+YES = r"^\W*(yes|yeah|yep|yup|ya|sure|correct|right|please do|please|ok(ay)?|that'?s (fine|right|good|correct|great|it)|sounds good|perfect|go ahead|do it|great|absolutely|definitely|of course|affirmative|that works|fine)\b"
+NO = r"^\W*(no|nope|not really|nah|don'?t|wrong|not that|neither|negative|that'?s (wrong|not right|incorrect))\b"
+# corrections: "no, I said ...", "I meant ...", "actually ..." (the new value follows)
+CORRECTION = r"\b(i said|i meant|i mean|actually|sorry,? (it'?s|i meant)|not .{1,20}, )\b"
+FILLERS = frozenset({"uh", "um", "erm", "hmm", "mm", "er", "ah", "like", "so", "well", "okay", "ok", "yeah", "hi", "hello"})
+# no topic on their own: "am"/"pm" alone matched the opening hours ("8 am") when a mumble was heard as "I am"
+STOPWORDS = frozenset(
+    """a an and are as at be by can could do does for from have how i if in is it me my of on or our
+    please so that the their there this to up us was we what when where which who will with would you your
+    hi hello yes no okay ok um uh tell know like want need just about
+    am pm hmm hm mm mhm uhm er erm ah oh huh yeah yep m s t ll re ve d""".split()
+)
+
+# Default sentences; every one can be overridden in agent.yaml `messages:`. {fields} are filled in.
+SENTENCES = {
+    "not_understood": "Sorry, I didn't catch that. Could you say it again? You can also press 0 to speak to a person.",
+    "too_many_misunderstandings": "I'm sorry, I'm having trouble understanding. Let me connect you to a colleague.",
+    "caller_upset": "I'm sorry about this. Let me put you through to a colleague who can help.",
+    "injection": "I can only help with questions about {business_name}. What can I do for you?",
+    "welcome_back": "Alright. Is there anything else I can help you with?",
+    "anything_else": "Is there anything else I can help you with?",
+    "you_are_welcome": "You're welcome! Is there anything else I can help you with?",
+    "no_problem": "No problem. How can I help you?",
+    "task_cancelled": "Okay, I've stopped that. Is there anything else I can help you with?",
+    "nothing_to_repeat": "I haven't said anything yet. How can I help you?",
+    "identity": "I'm the virtual assistant of {business_name}, an automated system. I can help with {capabilities}. If you'd like a person, just say so.",
+    "capabilities": "I can help with {capabilities}. I can also answer questions about {business_name}, or put you through to a colleague.",
+    "capabilities_none": "I can answer questions about {business_name}, or put you through to a colleague.",
+    "slot_not_understood": "Sorry, I didn't get that.",
+    "give_up_slot": "I'm sorry, I couldn't get that. Let me connect you to a colleague who can help.",
+    "confirm_unclear": "Sorry, was that a yes or a no?",
+    "what_to_change": "What would you like to change?",
+    "confirm_default": "Shall I go ahead?",
+    "keep_as_is": "Okay, I've left it as it is. Is there anything else I can help you with?",
+    "requested_time_unavailable": "That exact time isn't free.",
+    "requested_day_unavailable": "That day is fully booked.",
+    "tool_failed": "Sorry, I can't do that right now.",
+    "tool_not_found": "Sorry, I couldn't find that.",
+    "offer_human": "Would you like me to connect you to a colleague?",
+    "back_to_task": "Now, back to {task}.",
+    "not_verified": "I can't look that up until I know it's you.",
+    "keypad_hint": "You can also type it on your keypad and press hash.",
+    "digits_wrong_length": "That was {count} digits; I need {length}.",
+}
+# how slot values are said back
+AND = "and"
