@@ -124,8 +124,7 @@ class CallSession:
         self._spoken: list[tuple[str, int]] = []  # clauses of the current bot turn, with end frame
         self._reply_to: int | None = None
         self._turn_no = 0  # caller turns heard so far
-        # the last speech segment: (media time it ended, audio, bot frames played by then, its number)
-        self._last_speech: tuple[float, bytes, int, int] | None = None
+        self._last_speech: _Segment | None = None  # the last speech segment, for a caller who goes on
         self._before_turn: tuple | None = None  # dialogue state and history length before the last caller turn
         self._streams = 0  # speech segments so far
         self._superseded_up_to = 0  # segments merged into a later one (the caller only paused)
@@ -272,11 +271,13 @@ class CallSession:
                                 )
                                 if self._recording:
                                     stream.hold = self._recording.hold(self._recording.caller_frames - len(preroll) - 1)
-                                stream.audio_start = (
-                                    self._last_speech[4] if previous is not None else media_time
-                                ) - (0 if previous is not None else len(preroll) * FRAME_S)
                                 stream.call_id = self.call_id
-                                stream.add((previous or b"") + b"".join(preroll))
+                                if previous is not None:  # one turn: the earlier audio, the pause, this speech
+                                    stream.audio_start = previous.audio_start
+                                    stream.add(previous.audio)
+                                else:
+                                    stream.audio_start = media_time - len(preroll) * FRAME_S
+                                stream.add(b"".join(preroll))
                                 await self._events.put(BargeIn(time.monotonic()))
                             if stream is not None:
                                 stream.add(frame)
@@ -286,7 +287,7 @@ class CallSession:
                             if event is VadEvent.SPEECH_END and stream is not None:
                                 ended_at = time.monotonic()
                                 stream.endpoint_ms = (media_time - segmenter.last_speech_at) * 1000
-                                self._last_speech = (
+                                self._last_speech = _Segment(
                                     media_time, bytes(stream.audio), self._playout.frames_played, stream.number,
                                     stream.audio_start,
                                 )  # fmt: skip
@@ -324,8 +325,8 @@ class CallSession:
             endpoint_in_s = segmenter.settings.end_silence_s - pause
             stream.speculate(self._engines.asr.open_stream(self._brain.asr_hint), media_time, endpoint_in_s)
 
-    def _continued_utterance(self, media_time: float) -> bytes | None:
-        """The previous utterance's audio if this speech continues it: the caller only paused.
+    def _continued_utterance(self, media_time: float) -> _Segment | None:
+        """The previous utterance if this speech continues it: the caller only paused.
 
         That is when it starts soon after the previous one ended, no bot audio has
         reached the caller since, and the turn did nothing that cannot be taken back
@@ -334,14 +335,14 @@ class CallSession:
         """
         if self._last_speech is None:
             return None
-        ended, audio, frames_played, number, _start = self._last_speech
-        if self._processed_stream >= number and not self._turn_revocable:
+        last = self._last_speech
+        if self._processed_stream >= last.number and not self._turn_revocable:
             return None  # the last turn was acted on (a tool ran, the call is ending)
-        if media_time - ended > self._config.endpointing.continue_within_s:
+        if media_time - last.ended > self._config.endpointing.continue_within_s:
             return None
-        if self._playout.frames_played != frames_played:
+        if self._playout.frames_played != last.frames_played:
             return None
-        return audio
+        return last
 
     async def _finish_utterance(self, stream: _StreamingRecognition, ended_at: float) -> None:
         try:
@@ -701,6 +702,17 @@ async def warm_speech(engines: Engines, config: AgentConfig) -> None:
     for sentence in (config.greeting, config.silence_prompt, config.fallback_message):
         if text := speakable(sentence):
             await synthesize(engines, text, time.monotonic() + 60, reusable=True)
+
+
+@dataclass(frozen=True)
+class _Segment:
+    """A closed speech segment, kept so a caller who goes on after a pause is recognised as one turn."""
+
+    ended: float  # media time the endpointer closed it
+    audio: bytes  # everything recognised for it (with the segments it continued)
+    frames_played: int  # bot frames played by then: bot audio since means the caller heard a reply
+    number: int
+    audio_start: float  # media time of audio[0]
 
 
 class _StreamingRecognition:
