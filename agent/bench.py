@@ -435,6 +435,7 @@ def run_scenario_bench(args) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "scenarios.json").write_text(json.dumps(result, indent=2, default=str))
     print(f"task success: {result['passed']}/{result['scenarios']} = {result['success_rate']:.0%}")
+    print(f"doubled phrases: {sum(r.get('doubled_turns', 0) for r in result['reports'])} caller turns heard with a 3-word phrase repeated that was said once")  # noqa: E501
     for failure in result["failures"]:
         print(f"  FAIL {failure['scenario']} ({failure['file']}): {'; '.join(failure['failures'])}")
     print(f"written: {args.out / 'scenarios.json'}")

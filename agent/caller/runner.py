@@ -9,10 +9,12 @@ and the agent's call record tells what it heard.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -278,6 +280,10 @@ async def place_call(
     report["call_id"] = events.agent_uuid
     report["asterisk_events"] = events.events
     await asyncio.to_thread(_merge_agent_record, report, events.agent_uuid, database)
+    for turn, line in zip(report["turns"], scenario.turns, strict=False):  # a call may end early
+        if line.kind == "say" and turn.get("heard") and (phrase := repeated_phrase(turn["heard"], str(line.value))):
+            turn["doubled"] = redact(phrase)  # heard more often than said: a doubled turn (issue 15)
+    report["doubled_turns"] = sum(1 for turn in report["turns"] if turn.get("doubled"))
     if transcriber is not None:
         report["greeting"] = await asyncio.to_thread(_transcribe, transcriber, greeting_pcm)
         for turn in report["turns"]:
@@ -338,6 +344,31 @@ async def _run_turn(call, audio, voice, turn: Turn, next_turn: Turn | None, last
         reply_end = await audio.wait_end(reply_start, stop=stop_any)
         report["_bot_pcm"] = audio.pcm_between(reply_start, reply_end)
     return report, reply_start
+
+
+_DIGIT_WORDS = {"zero": "0", "oh": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5",
+                "six": "6", "seven": "7", "eight": "8", "nine": "9"}  # fmt: skip
+
+
+def _phrase_words(text: str) -> list[str]:
+    """Words for comparing phrases; a digit string ("four one one two", "4-1-1-2", "4112") is one word."""
+    text = re.sub(r"[a-z]+", lambda m: _DIGIT_WORDS.get(m.group(), m.group()), text.lower())
+    text = re.sub(r"(?<=\d)[\s-]+(?=\d)", "", text)
+    return re.findall(r"[a-z0-9']+", text)
+
+
+def repeated_phrase(heard: str, said: str, n: int = 3) -> str | None:
+    """A phrase of n words the transcript repeats more often than the caller said it (a doubled turn)."""
+
+    def grams(text: str) -> collections.Counter:
+        words = _phrase_words(text)
+        return collections.Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
+
+    spoken = grams(said)
+    for gram, count in grams(heard).items():
+        if count > 1 and count > spoken[gram]:
+            return " ".join(gram)
+    return None
 
 
 def _describe(turn: Turn) -> str:
