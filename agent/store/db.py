@@ -12,14 +12,18 @@ The schema is created and upgraded by alembic (agent/store/migrations).
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
+import time
 from pathlib import Path
 
 from sqlalchemy import Engine, MetaData, create_engine, event, inspect
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from agent.config import STATE_DIR
 
+log = logging.getLogger(__name__)
 metadata = MetaData()
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _migrated: set[str] = set()
@@ -47,7 +51,11 @@ def make_engine(url: str | None = None, migrate: bool = True) -> Engine:
         path = url.removeprefix("sqlite:///")
         if path and path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True, mode=0o700)
-    engine = create_engine(url)
+    if url.startswith("postgresql"):
+        # a stopped or hung server fails a connect in seconds; pooled connections are checked before use
+        engine = create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5})
+    else:
+        engine = create_engine(url)
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine, "connect")
@@ -91,3 +99,51 @@ def upgrade(engine: Engine) -> None:
                 command.stamp(config, "0001")  # a database made before migrations existed: it is revision 1
             command.upgrade(config, "head")
         _migrated.add(key)
+
+
+def describe_url(url: str) -> str:
+    """The database for a log line: dialect, host, port, name; never the password."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "the configured database"
+
+
+def is_outage(exc: BaseException) -> bool:
+    """The database is unreachable (down, restarting, disk gone), as opposed to a bad statement."""
+    if isinstance(exc, OperationalError):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OSError)
+
+
+def connect_database(url: str | None = None, retry_s: float = 2.0, max_retry_s: float = 30.0) -> Engine:
+    """make_engine(), waiting while the database is down: one clear line, then a line when it is back.
+
+    At start-up with PostgreSQL stopped this used to be a 128-line traceback and an
+    exit; now the agent waits (Asterisk sends callers to the humans meanwhile).
+    """
+    url = url or database_url()
+    started = time.monotonic()
+    logged = False
+    delay = retry_s
+    while True:
+        try:
+            engine = make_engine(url)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
+            if not logged:
+                log.error("database %s not reachable (%s); retrying every %.0f-%.0f s, no calls are taken meanwhile",
+                          describe_url(url), reason, retry_s, max_retry_s)  # fmt: skip
+                logged = True
+            time.sleep(delay)
+            delay = min(delay * 2, max_retry_s)
+            continue
+        if logged:
+            log.warning("database %s reachable after %.0f s", describe_url(url), time.monotonic() - started)
+        return engine

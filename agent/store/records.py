@@ -6,18 +6,28 @@ once, so a crash loses at most the turn in progress and the event loop never
 waits on the disk. Every string is redacted before it is written. A call that
 is still "active" when the agent starts again was cut off by a crash and is
 marked "interrupted".
+
+A database outage loses nothing: while the database cannot be reached the
+writer appends each (already redacted) event to a bounded local spool, an
+append-only JSON-lines file next to the database (state/ by default, mode
+0600), retries every RETRY_S, and when the database is back writes the spooled
+events in their order and empties the spool. A spool left by a stopped agent
+is written at the next start, before crashed calls are marked.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
+import os
 import queue
 import re
 import threading
 import time
 from collections.abc import Iterable
+from pathlib import Path
 
 from sqlalchemy import (
     Boolean,
@@ -37,9 +47,9 @@ from sqlalchemy import (
     update,
 )
 
-from agent.config import discloses_ai
+from agent.config import STATE_DIR, discloses_ai
 from agent.privacy.redact import DEFAULT, Redactor
-from agent.store.db import make_engine, metadata
+from agent.store.db import describe_url, is_outage, make_engine, metadata
 
 log = logging.getLogger(__name__)
 
@@ -153,12 +163,88 @@ def epoch(at: dt.datetime) -> float:
     return at.replace(tzinfo=dt.UTC).timestamp()
 
 
-class CallStore:
-    """The appliance's call records: one writer thread, one transaction per event."""
+RETRY_S = 2.0
+MAX_SPOOL_BYTES = 64 * 2**20
 
-    def __init__(self, engine: Engine) -> None:
+
+def spool_path_for(engine: Engine) -> Path:
+    """The spool belongs to one database: next to a SQLite file, else under state/ named by the URL."""
+    url = engine.url
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        return Path(url.database + ".spool.jsonl")
+    key = hashlib.sha256(url.render_as_string(hide_password=True).encode()).hexdigest()[:12]
+    return STATE_DIR / f"record-spool-{key}.jsonl"
+
+
+class RecordSpool:
+    """Append-only JSON lines of call-record events (already redacted), bounded in size."""
+
+    def __init__(self, path: Path, max_bytes: int = MAX_SPOOL_BYTES) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+
+    def __len__(self) -> int:
+        if not self.path.exists():
+            return 0
+        with open(self.path, "rb") as fh:
+            return sum(1 for _ in fh)
+
+    def append(self, item: tuple) -> bool:
+        """False when the spool is full (the event is lost, and counted)."""
+        line = (json.dumps(list(item), default=str, separators=(",", ":")) + "\n").encode()
+        size = self.path.stat().st_size if self.path.exists() else 0
+        if size + len(line) > self.max_bytes:
+            return False
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return True
+
+    def read(self) -> list[tuple]:
+        if not self.path.exists():
+            return []
+        items = []
+        for raw in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                call_id, seq, t, event, data = json.loads(raw)
+            except (ValueError, TypeError):
+                continue  # a line torn by a crash mid-write
+            items.append((call_id, seq, t, event, data))
+        return items
+
+    def replace(self, items: list[tuple]) -> None:
+        if not items:
+            self.path.unlink(missing_ok=True)
+            return
+        tmp = self.path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_TRUNC | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            for item in items:
+                fh.write(json.dumps(list(item), default=str, separators=(",", ":")) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+
+
+class CallStore:
+    """The appliance's call records: one writer thread, one transaction per event, a spool for outages."""
+
+    def __init__(self, engine: Engine, spool_path: Path | None = None) -> None:
         self.engine = engine
+        self.spool = RecordSpool(spool_path or spool_path_for(engine))
+        self.state = "ok"  # ok | spooling (the database is unreachable; events go to the spool)
+        self.spooled = 0  # events written to the spool
+        self.replayed = 0  # spooled events written to the database since
+        self.lost = 0  # events lost: the spool was full
+        self._outage_started = 0.0
+        self._last_try = 0.0
         self._queue: queue.Queue[tuple | None] = queue.Queue()
+        if self.spool.path.exists():
+            self._replay()  # events a stopped agent spooled, before crashed calls are marked
         self._thread = threading.Thread(target=self._write_loop, name="call-records", daemon=True)
         self._thread.start()
 
@@ -181,7 +267,7 @@ class CallStore:
         return len(stale)
 
     def flush(self, timeout: float = 5.0) -> None:
-        """Wait until everything reported so far is committed."""
+        """Wait until everything reported so far is committed (or spooled, during an outage)."""
         done = threading.Event()
         self._queue.put(("flush", done))
         done.wait(timeout)
@@ -189,21 +275,92 @@ class CallStore:
     def close(self) -> None:
         self.flush()
         self._queue.put(None)
-        self._thread.join(5)
+        self._thread.join(10)
 
     def submit(self, item: tuple) -> None:
         self._queue.put(item)
 
     def _write_loop(self) -> None:
-        while (item := self._queue.get()) is not None:
+        while True:
+            try:
+                item = self._queue.get(timeout=RETRY_S if self.state != "ok" else None)
+            except queue.Empty:
+                self._replay()
+                continue
+            if item is None:
+                break
             if item[0] == "flush":
                 item[1].set()
                 continue
+            if self.state != "ok" and time.monotonic() - self._last_try >= RETRY_S:
+                self._replay()
+            if self.state != "ok":
+                self._to_spool(item)
+                continue
+            self._store(item)
+        if self.state != "ok":
+            self._replay()  # one last try; what is left stays in the spool for the next start
+
+    def _store(self, item: tuple) -> bool:
+        try:
+            with self.engine.begin() as conn:
+                apply_event(conn, *item)
+            return True
+        except Exception as exc:
+            if is_outage(exc) or not self._reachable():
+                self._outage(exc)
+                self._to_spool(item)
+            else:  # one bad event must not stop the records of every call
+                log.error("call record event %s not stored: %s", item[3], type(exc).__name__)
+            return False
+
+    def _reachable(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+            return True
+        except Exception:
+            return False
+
+    def _outage(self, exc: BaseException) -> None:
+        self._last_try = time.monotonic()
+        if self.state == "ok":
+            self.state = "spooling"
+            self._outage_started = time.monotonic()
+            log.error("database %s unreachable (%s): call records go to the local spool %s until it is back",
+                      describe_url(self.engine.url.render_as_string(hide_password=True)), type(exc).__name__,
+                      self.spool.path)  # fmt: skip
+
+    def _to_spool(self, item: tuple) -> None:
+        if self.spool.append(item):
+            self.spooled += 1
+            return
+        self.lost += 1
+        if self.lost == 1 or self.lost % 1000 == 0:
+            log.error("call-record spool full (%d MiB): %d event(s) lost so far", self.spool.max_bytes >> 20, self.lost)
+
+    def _replay(self) -> bool:
+        """Write the spooled events in order; True when the spool is empty afterwards."""
+        self._last_try = time.monotonic()
+        items = self.spool.read()
+        for index, item in enumerate(items):
             try:
                 with self.engine.begin() as conn:
                     apply_event(conn, *item)
-            except Exception as exc:  # one bad event must not stop the records of every call
-                log.error("call record event %s not stored: %s", item[3], type(exc).__name__)
+                self.replayed += 1
+            except Exception as exc:
+                if is_outage(exc) or not self._reachable():
+                    self._outage(exc)
+                    self.spool.replace(items[index:])
+                    return False
+                log.error("spooled call record event %s not stored: %s", item[3], type(exc).__name__)
+        self.spool.replace([])
+        if self.state != "ok" or items:
+            log.warning("database back: %d spooled call-record event(s) written%s", len(items),
+                        f" after {time.monotonic() - self._outage_started:.0f} s" if self._outage_started else "")  # fmt: skip
+        self.state = "ok"
+        self._outage_started = 0.0
+        return True
 
 
 class CallRecord:

@@ -48,3 +48,42 @@ class Admission:
         if active_calls > 0 and slow is not None and slow > self.max_reply_ms:
             return Decision(False, f"overloaded (recent replies p90 {slow:.0f} ms)")
         return Decision(True)
+
+
+class Unannounced:
+    """Connections that are not calls Asterisk announced: counted for a summary line, waits rate-limited.
+
+    A connection whose call id is unknown may wait a moment for the AMI event
+    (it travels over another connection than the audio), but only while the
+    token bucket allows: a flood of made-up call ids gets no waiting at all.
+    They never count against max_calls.
+    """
+
+    def __init__(self, waits_per_s: float = 10.0, burst: int = 20) -> None:
+        self.rate = waits_per_s
+        self.burst = burst
+        self._tokens = float(burst)
+        self._refilled = time.monotonic()
+        self.window: collections.Counter[str] = collections.Counter()
+        self.total: collections.Counter[str] = collections.Counter()
+
+    def count(self, reason: str) -> None:
+        self.window[reason] += 1
+        self.total[reason] += 1
+
+    def may_wait(self, now: float | None = None) -> bool:
+        now = now if now is not None else time.monotonic()
+        self._tokens = min(self.burst, self._tokens + max(0.0, now - self._refilled) * self.rate)
+        self._refilled = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return True
+        return False
+
+    def summary(self) -> str:
+        """'12 (idle 10, malformed 2)' for the last window, then start a new one; '' if nothing happened."""
+        if not self.window:
+            return ""
+        line = f"{sum(self.window.values())} ({', '.join(f'{k} {v}' for k, v in self.window.most_common())})"
+        self.window.clear()
+        return line

@@ -25,3 +25,16 @@ def test_too_few_turns_are_not_judged():
         admission.observe_reply(5000, now=10.0)
     assert admission.recent_reply_ms(now=10.0) is None
     assert admission.decide(2, now=10.0).admitted
+
+
+def test_unannounced_connections_are_summarized_and_their_waits_rate_limited():
+    from agent.transport.admission import Unannounced
+
+    seen = Unannounced(waits_per_s=2.0, burst=3)
+    assert [seen.may_wait(now=0.0) for _ in range(4)] == [True, True, True, False]
+    assert seen.may_wait(now=0.6)  # refilled at 2 per second
+    for reason in ["idle"] * 5 + ["unknown call id"] * 2:
+        seen.count(reason)
+    assert seen.summary() == "7 (idle 5, unknown call id 2)"
+    assert seen.summary() == ""  # one line per window
+    assert seen.total["idle"] == 5

@@ -166,3 +166,112 @@ def test_recording_silences_an_utterance_with_payment_data(tmp_path):
     assert (caller[: 100 * 160] == 1000).all()
     assert (caller[100 * 160 :] == 0).all()
     assert (samples[: 200 * 160, 1] == 1000).all()
+
+
+def _locked_sqlite(tmp_path):
+    """A real SQLite database whose write lock another process-like connection holds: writes fail, as in an outage."""
+    import sqlite3
+
+    from sqlalchemy import event
+
+    path = tmp_path / "agent.db"
+    engine = make_engine(f"sqlite:///{path}")
+
+    @event.listens_for(engine, "connect")
+    def _short_busy(connection, _record):  # the appliance waits 5 s; the test need not
+        connection.execute("PRAGMA busy_timeout=100")
+
+    engine.dispose()
+    locker = sqlite3.connect(path, isolation_level=None)
+    return engine, locker
+
+
+def _until(predicate, timeout=20.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_records_survive_a_database_outage_through_the_spool(tmp_path):
+    engine, locker = _locked_sqlite(tmp_path)
+    store = CallStore(engine)
+    locker.execute("BEGIN EXCLUSIVE")  # nothing can be written now
+    record_call(store, "during-outage")
+    assert store.state == "spooling" and store.spooled == 9 and store.lost == 0
+    spooled = store.spool.path.read_text()
+    assert store.spool.path.stat().st_mode & 0o777 == 0o600
+    for raw in (CARD, "John Smith", "5550123456"):
+        assert raw not in spooled  # only redacted data on disk
+    locker.execute("ROLLBACK")  # the database is back
+    _until(lambda: store.state == "ok")
+    assert not store.spool.path.exists() and store.replayed == 9
+    with engine.connect() as conn:
+        call = conn.execute(select(calls)).mappings().one()
+    assert call["status"] == "ended" and call["outcome"] == "completed"  # never left active
+    assert call["caller_turns"] == 1 and call["bot_turns"] == 2
+    assert [e["event"] for e in read_record("during-outage", engine)][:3] == ["call_start", "bot_turn", "caller_turn"]
+    store.close()
+
+
+def test_a_spool_left_by_a_stopped_agent_is_written_at_the_next_start(tmp_path):
+    engine, locker = _locked_sqlite(tmp_path)
+    store = CallStore(engine)
+    locker.execute("BEGIN EXCLUSIVE")
+    record_call(store, "spooled-then-stopped")
+    store.close()  # the agent stops while the database is still down: the spool stays on disk
+    assert len(store.spool) == 9
+    locker.execute("ROLLBACK")
+    restarted = CallStore(engine)
+    assert restarted.state == "ok" and restarted.replayed == 9
+    assert restarted.mark_interrupted() == 0  # the call ended in the spool, so it is not "crashed"
+    with engine.connect() as conn:
+        assert conn.execute(select(calls.c.status)).scalar() == "ended"
+    restarted.close()
+
+
+def test_the_spool_is_bounded(tmp_path):
+    engine, locker = _locked_sqlite(tmp_path)
+    store = CallStore(engine, spool_path=tmp_path / "small.jsonl")
+    store.spool.max_bytes = 600
+    locker.execute("BEGIN EXCLUSIVE")
+    record_call(store, "too-much")
+    assert store.lost > 0 and store.spool.path.stat().st_size <= 600
+    locker.execute("ROLLBACK")
+    store.close()
+
+
+def test_start_up_with_postgresql_down_is_one_line_and_a_retry(caplog, monkeypatch):
+    """A closed port stands in for a stopped server: connect_database logs once and keeps trying."""
+    import logging
+    import socket
+    import threading
+
+    from agent.store import db
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"postgresql+psycopg://agent:secret@127.0.0.1:{port}/agent"
+    result = {}
+    thread = threading.Thread(
+        target=lambda: result.update(error=_catch(lambda: db.connect_database(url, retry_s=0.1, max_retry_s=0.2))),
+        daemon=True,
+    )
+    caplog.set_level(logging.INFO, logger="agent.store.db")
+    thread.start()
+    thread.join(1.5)
+    assert thread.is_alive()  # still retrying, not crashed
+    lines = [r for r in caplog.records if r.name == "agent.store.db"]
+    assert len(lines) == 1 and "not reachable" in lines[0].getMessage()
+    assert "secret" not in lines[0].getMessage() and lines[0].exc_info is None
+
+
+def _catch(fn):
+    try:
+        fn()
+    except BaseException as exc:  # noqa: BLE001
+        return exc
+    return None
