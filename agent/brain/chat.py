@@ -63,7 +63,12 @@ def run_text_suite(directory: Path, out=sys.stdout, now: dt.datetime | None = No
     """Every scenario under `directory` as text, each with a fresh database; per-config success rates."""
     from agent.examples.servers import example_backends
 
-    scenarios = [load_scenario(p) for p in sorted(Path(directory).rglob("*.yaml"))]
+    # silence and barge-in need a call's timing: those scenarios run as real calls only
+    scenarios = [
+        s
+        for s in (load_scenario(p) for p in sorted(Path(directory).rglob("*.yaml")))
+        if not any(t.kind == "silence" or t.barge_in_after is not None for t in s.turns)
+    ]
     per_config: dict[str, list[bool]] = defaultdict(list)
     reports = []
     with example_backends(), tempfile.TemporaryDirectory(prefix="chat-suite-") as tmp:

@@ -30,7 +30,8 @@ from sqlalchemy import Engine
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from agent.brain.entities import as_json, is_no, is_yes, parse_slot, say_value
-from agent.brain.intents import TaskMatcher, phrase_in, system_intent
+from agent.brain.embeddings import load_embeddings
+from agent.brain.intents import TaskMatcher, examples_of, phrase_in, system_intent
 from agent.brain.knowledge import STOPWORDS, Hit, KnowledgeBase
 from agent.brain.numbers import normalize_numbers
 from agent.brain.tools import ToolBox, ToolContext, ToolResult
@@ -45,6 +46,8 @@ MIN_ANSWER_SCORE = 1.0  # BM25 below this is a weak match: better to say we do n
 LARGE_MODEL_BYTES = 600 << 20  # GGUF files above this (≈1B+ params) are trusted to phrase answers
 _CORRECTION = re.compile(en.CORRECTION, re.I)
 _QUESTION = re.compile(r"\?|^\W*(what|when|where|which|who|how|why|do|does|is|are|can|could|will|would|should)\b", re.I)
+# asking about something rather than asking for something ("how much does a cleaning cost?")
+_INFO_QUESTION = re.compile(r"^\W*(?:(?:hi|hello|hey|yes|no|okay|so|and|um|uh|also)\W+)*(what|when|where|which|who|how|why|do you|does|is there|are there|are you|is it|is the)\b", re.I)
 NUMERIC_SLOTS = ("digits", "number", "money", "phone")
 
 
@@ -146,7 +149,15 @@ class Brain:
         self.tools = ToolBox(config, engine)
         self.calendar = self.tools.calendar
         self.tasks = {task.name: task for task in [*config.tasks, *legacy_webhook_tasks(config)]}
-        self.matcher = TaskMatcher(list(self.tasks.values()))
+        self.matcher = TaskMatcher(list(self.tasks.values()), en.INTENT_EXAMPLES)
+        self.embeddings = (
+            load_embeddings(
+                [(t.name, e) for t in self.tasks.values() for e in examples_of(t)]
+                + [(name, e) for name, examples in en.INTENT_EXAMPLES.items() for e in examples]
+            )
+            if config.understanding.embeddings
+            else None
+        )
         self.sentiment = SentimentIntensityAnalyzer()
         self.generate_answers = (
             config.answer_style == "grounded"
@@ -154,11 +165,31 @@ class Brain:
             and llm_path is not None
             and llm_path.stat().st_size >= LARGE_MODEL_BYTES
         )
-        if config.answer_style == "grounded" and not self.generate_answers:
+        if config.answer_style == "grounded" and llm is not None and not self.generate_answers:
             log.info("answers are extractive: the configured model is small (configure a larger GGUF to phrase them)")
         self.llm = llm if self.generate_answers else None
         self.asr_hint = asr_hint(config, list(self.tasks.values()))
         self.redactor = Redactor.from_patterns(config.privacy.keep_numbers)
+
+    def route(self, text: str) -> str:
+        """What a fresh utterance asks for: a conversation intent, a task's name, or "question"."""
+        intent = system_intent(text)
+        if intent:
+            return intent
+        match = self.matcher.best(text)
+        if match is not None:
+            return "question" if match.via == "example" and self.knowledge_question(text) else match.task
+        if self.embeddings is not None and not self.knowledge_question(text):
+            label, _ = self.embeddings.best(text)
+            if label is not None:
+                return label
+        return "question"
+
+    def knowledge_question(self, text: str) -> bool:
+        """An information question the documents answer: it wins over a task matched only by similarity."""
+        return bool(_INFO_QUESTION.search(text)) and any(
+            h.score >= MIN_ANSWER_SCORE for h in self.knowledge.search(text)
+        )
 
     def capabilities(self) -> str:
         descriptions = [task.description.rstrip(".") for task in self.tasks.values()]
@@ -254,6 +285,8 @@ class Dialogue:
         slot = self.expecting
         if slot is not None and slot.keypad:
             return await self.on_text(digits)
+        if digits == "0":  # the keypad's way to a person, offered whenever the bot did not understand
+            return transfer(self.config, "caller-asked")
         if (self.pending or (self.run and self.run.stage == "confirm")) and digits in ("1", "2"):
             return await self.on_text("yes" if digits == "1" else "no")
         return self._not_understood()
@@ -275,7 +308,7 @@ class Dialogue:
         escalation = self._escalation(text)
         if escalation:
             return escalation
-        intent = system_intent(text)
+        intent = self._shared_intent(text)
         if intent in ("injection", "human"):
             return (
                 Reply(say=[self.config.say("injection")], intent="injection")
@@ -303,9 +336,32 @@ class Dialogue:
         if intent == "thanks":
             self.pending = Pending("closing")
             return Reply(say=[self.config.say("you_are_welcome")], intent="thanks")
+        routed = self.brain.route(text)
+        if routed in self.brain.tasks:
+            return await self._start(self.brain.tasks[routed], text)
+        if routed in en.INTENT_EXAMPLES and routed != intent:
+            return await self._turn_as(routed, text)
+        return await self._question(text)
+
+    def _shared_intent(self, text: str) -> str | None:
+        """A shared intent by pattern, or by example when no task is under way (inside a task an answer
+        like "next week" must not look like "another time" to the example matcher)."""
+        intent = system_intent(text)
+        if intent or self.run is not None:
+            return intent
         match = self.brain.matcher.best(text)
-        if match is not None:
-            return await self._start(self.brain.tasks[match.task], text)
+        return match.task if match is not None and match.task in en.INTENT_EXAMPLES else None
+
+    async def _turn_as(self, intent: str, text: str) -> Reply:
+        """An intent found only by the embedding fallback."""
+        if intent == "human":
+            return transfer(self.config, "caller-asked")
+        if intent == "goodbye":
+            return Reply(say=[self.config.goodbye], end="hangup", reason="caller-done", intent="goodbye")
+        if intent == "repeat":
+            return Reply(say=self.last_said or [self.config.say("nothing_to_repeat")], intent="repeat")
+        if intent in ("capabilities", "identity"):
+            return self._about(intent)
         return await self._question(text)
 
     # ---- escalation ------------------------------------------------------------

@@ -44,6 +44,10 @@ def content_stems(text: str) -> list[str]:
     return [stem(w) for w in words(text) if w not in en.STOPWORDS and w not in en.FILLERS and not w.isdigit()]
 
 
+def examples_of(task: Task) -> list[str]:
+    return [*task.triggers.examples, *task.triggers.phrases]
+
+
 def phrase_in(phrase: str, text: str) -> bool:
     """Whole-word phrase match that ignores case, punctuation and word endings ("points" ~ "point")."""
 
@@ -66,18 +70,20 @@ class Match:
 
 
 class TaskMatcher:
-    """Scores an utterance against every task's trigger phrases and example utterances."""
+    """Scores an utterance against every task's trigger phrases and example utterances (and the shared intents' examples)."""
 
-    def __init__(self, tasks: list[Task]) -> None:
+    def __init__(self, tasks: list[Task], intents: dict[str, list[str]] | None = None) -> None:
         self.tasks = tasks
         self._examples: list[tuple[str, Counter]] = []
         document_frequency: Counter = Counter()
-        for task in tasks:
-            for example in [*task.triggers.examples, *task.triggers.phrases]:
-                bag = Counter(content_stems(example))
-                if bag:
-                    self._examples.append((task.name, bag))
-                    document_frequency.update(set(bag))
+        labelled = [(task.name, example) for task in tasks for example in examples_of(task)]
+        labelled += [(name, example) for name, examples in (intents or {}).items() for example in examples]
+        self._names = list(dict.fromkeys(name for name, _ in labelled))
+        for name, example in labelled:
+            bag = Counter(content_stems(example))
+            if bag:
+                self._examples.append((name, bag))
+                document_frequency.update(set(bag))
         total = max(len(self._examples), 1)
         self._idf = {term: math.log(1 + total / df) for term, df in document_frequency.items()}
         self._unknown_idf = math.log(1 + total)
@@ -91,7 +97,10 @@ class TaskMatcher:
         if not shared:
             return 0.0
         coverage = shared / sum(self._weight(t) for t in example)
-        precision = shared / sum(self._weight(t) for t in query if t in self._idf)
+        # words no example uses count against the match at half weight: "teeth whitening for my dog"
+        # shares only "teeth" with "get my teeth cleaned"
+        said = sum(self._weight(t) if t in self._idf else self._unknown_idf / 2 for t in query)
+        precision = shared / said
         return 2 * coverage * precision / (coverage + precision)
 
     def rank(self, text: str) -> list[Match]:
@@ -102,13 +111,14 @@ class TaskMatcher:
             for name, example in self._examples:
                 similar[name] = max(similar.get(name, 0.0), self._similarity(query, example))
         matches = []
-        for task in self.tasks:
-            hits = [p for p in task.triggers.phrases if phrase_in(p, text)]
+        phrases = {task.name: task.triggers.phrases for task in self.tasks}
+        for name in self._names:
+            hits = [p for p in phrases.get(name, []) if phrase_in(p, text)]
             if hits:  # several tasks' phrases present ("cancel my booking"): the closer examples decide
-                score = 1.0 + max(len(p) for p in hits) / 100 + similar.get(task.name, 0.0) / 2
-                matches.append(Match(task.name, score, "phrase"))
-            elif task.name in similar:
-                matches.append(Match(task.name, similar[task.name] * EXAMPLE_WEIGHT, "example"))
+                score = 1.0 + max(len(p) for p in hits) / 100 + similar.get(name, 0.0) / 2
+                matches.append(Match(name, score, "phrase"))
+            elif name in similar:
+                matches.append(Match(name, similar[name] * EXAMPLE_WEIGHT, "example"))
         return sorted(matches, key=lambda m: m.score, reverse=True)
 
     def best(self, text: str, threshold: float = EXAMPLE_THRESHOLD) -> Match | None:

@@ -38,14 +38,47 @@ PARTS_OF_DAY = ("morning", "afternoon", "evening")
 # Conversation intents every deployment shares: regular expressions, matched case-insensitively.
 INTENT_PATTERNS = {
     "injection": r"\b(ignore (all |your |the |any |previous |prior )*(instructions|rules|prompt)|system prompt|you are now|pretend (to be|you are|you're)|jailbreak|developer mode|disregard (your|all|the))\b",
-    "human": r"\b(human|real person|a person|someone real|somebody real|operator|receptionist|representative|(talk|speak) (to|with) (a|an|the|someone|somebody|your|anybody|anyone)\b|live agent|an agent|a colleague|put me through|transfer me)\b",
+    "identity": r"\b(who (am i (talking|speaking) to|are you)|what are you\W*$|are you (a |an )?(robot|bot|machine|human|real|person|computer|ai|recording|answering (service|machine))|am i (talking|speaking|through) (to|with) (a |an )?(robot|bot|machine|human|real|person|computer)|(is|are) (this|that|it|there|you) (a |an )?(real person|person|robot|bot|machine|recording|computer|automated|an ai|ai|human)( or|\W*$| on the (other|line))|you'?re not (a |an )?(real )?(person|human))",
+    "human": r"\b(human|real person|a person|someone real|somebody real|operator|receptionist|representative|(talk|speak) (to|with) (a|an|the|someone|somebody|your|anybody|anyone)\b|live agent|an agent|a colleague|put me through|transfer me|^\W*agent\W*$)\b",
     "goodbye": r"\b(bye|goodbye|good bye|that'?s all|that is all|nothing else|hang up|that'?s everything|i'?m done)\b",
     "thanks": r"^\W*(ok(ay)?,? )?(thank you|thanks|thank you very much|many thanks|great,? thanks?|cheers|perfect,? thanks?)\W*$",
     "cancel_task": r"\b(forget (it|that|about it)|never ?mind|don'?t bother|leave it|stop that|scrap that|skip it)\b",
     "repeat": r"\b(say (that|it) again|repeat (that|it|yourself)|come again|what did you say|pardon( me)?|didn'?t (catch|hear) (that|you|it)|one more time)\b",
-    "capabilities": r"\b(what can you (do|help)|what do you do|how can you help|what are my options|what (else )?can i ask|what are you able)\b",
-    "identity": r"\b(who (am i|are you)|what are you|are you (a |an )?(robot|bot|machine|human|real|person|computer|ai)|am i (talking|speaking) (to|with) (a |an )?(robot|bot|machine|human|real|person|computer))\b",
+    "capabilities": r"\b(what can you (do|help|sort)|what do you do|how can you help|what are my options|what (else |things )?can i (ask|use)|what are you able|what (kind|sort)s? of (things|stuff)|what('?s| is) this (line|number|service) for|how does this work)\b",
 }  # fmt: skip
+# Example utterances of the shared intents: an utterance close to one of them means that intent
+# (the same similarity the tasks' examples use), so wordings the patterns above miss still land.
+INTENT_EXAMPLES = {
+    "human": [
+        "can I speak to someone", "I'd like to talk to a member of staff", "put me through to somebody",
+        "is there anyone I can talk to", "let me speak to a manager", "I want a real human being",
+        "can someone call me back", "get me the front desk", "can I talk to one of your team",
+    ],
+    "goodbye": [
+        "that's it thanks bye", "okay I'll let you go now", "speak to you later", "take care, bye bye",
+        "sorry wrong number", "I dialled the wrong number", "great, see you then", "cheers, that's everything",
+        "all sorted, bye for now",
+    ],
+    "repeat": [
+        "sorry what was that", "can you repeat that please", "could you say that again more slowly",
+        "I missed that", "I didn't hear you", "pardon", "what did you say", "once more please",
+        "you cut out there", "say the last bit again",
+    ],
+    "cancel_task": [
+        "forget it", "never mind", "don't worry about it", "I've changed my mind", "let's not bother",
+        "stop, I don't want to do that", "scrap that", "cancel that, start again", "I'll sort it out another time",
+    ],
+    "capabilities": [
+        "what can you help me with", "what can you do", "what kind of things do you handle",
+        "what is this line for", "how does this work", "what can I ask you", "what are my options",
+        "can you do bookings or just answer questions", "what services does this line offer",
+    ],
+    "identity": [
+        "am I talking to a robot", "is this a real person", "are you a machine", "is this automated",
+        "is this an AI", "are you a computer", "is this a recording", "who am I speaking to",
+        "are you human", "you're not a real person are you",
+    ],
+}
 YES = r"^\W*(yes|yeah|yep|yup|ya|sure|correct|right|please do|please|ok(ay)?|that'?s (fine|right|good|correct|great|it)|sounds good|perfect|go ahead|do it|great|absolutely|definitely|of course|affirmative|that works|fine)\b"
 NO = r"^\W*(no|nope|not really|nah|don'?t|wrong|not that|neither|negative|that'?s (wrong|not right|incorrect))\b"
 # corrections: "no, I said ...", "I meant ...", "actually ..." (the new value follows)

