@@ -154,11 +154,14 @@ cmd_stop() {
     pkill -f '/usr/sbin/asterisk -C' || true
 }
 
+# only root may pose as the SIP test caller; fail2ban bans SIP password guessing (scripts/fail2ban/)
+guard() { bash "$here/scripts/fail2ban/sip-guard.sh" start || log "warning: SIP guard (scripts/fail2ban/sip-guard.sh) not started"; }
+
 case "${1:-}" in
     install) cmd_install ;;
-    start) cmd_start ;;
+    start) cmd_start; guard ;;
     stop) cmd_stop ;;
-    restart) cmd_stop; cmd_start ;;
+    restart) cmd_stop; cmd_start; guard ;;
     reload) render; in_root asterisk -rx "core reload" ;;
     status) if running; then in_root asterisk -rx "core show uptime"; else echo "not running"; exit 3; fi ;;
     cli) shift; in_root asterisk -rx "$*" ;;

@@ -3,10 +3,11 @@
 # debootstrap (Asterisk root on Debian 12), Asterisk's English prompts with
 # transcripts (ASR accuracy tests), sox and espeak-ng (Korean speech for the
 # Vosk test: the registry ships only a Korean Vosk model), nftables and iproute2
-# (the no-egress sandbox and its test). PostgreSQL comes with scripts/postgres.sh.
+# (the no-egress sandbox and its test), fail2ban (bans SIP password guessing, see
+# scripts/fail2ban/). PostgreSQL comes with scripts/postgres.sh.
 set -euo pipefail
 need=()
-for pkg in debootstrap asterisk-core-sounds-en-wav sox espeak-ng nftables iproute2; do
+for pkg in debootstrap asterisk-core-sounds-en-wav sox espeak-ng nftables iproute2 fail2ban; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
