@@ -65,7 +65,7 @@ def digest_response(challenge: str, method: str, uri: str, username: str, passwo
     if qop:
         nc = "00000001"
         response = h(f"{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}")
-        extra = f", qop={qop}, nc={nc}, cnonce=\"{cnonce}\""
+        extra = f', qop={qop}, nc={nc}, cnonce="{cnonce}"'
     else:
         response = h(f"{ha1}:{nonce}:{ha2}")
         extra = ""
@@ -277,7 +277,9 @@ class SipPhone:
         while not call.ended.is_set():
             pcm = tone(self._tone_hz, SAMPLES_PER_FRAME, start=n)
             n += SAMPLES_PER_FRAME
-            header = RTP_HEADER.pack(0x80, PCMU | (0x80 if n == SAMPLES_PER_FRAME else 0), self._seq, self._ts, self._ssrc)
+            header = RTP_HEADER.pack(
+                0x80, PCMU | (0x80 if n == SAMPLES_PER_FRAME else 0), self._seq, self._ts, self._ssrc
+            )
             if call.rtp_remote and self._rtp is not None:
                 self._rtp.sendto(header + ulaw_encode(pcm), call.rtp_remote)
             self._seq = (self._seq + 1) & 0xFFFF
@@ -360,4 +362,7 @@ def _via_address(request: SipMessage) -> tuple[str, int] | None:
         return None
     host = re.search(r";received=([^;\s]+)", top)
     rport = re.search(r";rport=(\d+)", top)
-    return (host.group(1) if host else sent_by.group(1), int(rport.group(1)) if rport else int(sent_by.group(2) or 5060))
+    return (
+        host.group(1) if host else sent_by.group(1),
+        int(rport.group(1)) if rport else int(sent_by.group(2) or 5060),
+    )

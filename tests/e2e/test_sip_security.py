@@ -49,7 +49,6 @@ try:
 except OSError as exc:
     print("send refused: %s" % exc.strerror)
     sys.exit(0)
-deadline = 3
 while True:
     try:
         line = s.recv(4000).decode().split("\r\n")[0]
@@ -115,7 +114,10 @@ async def test_only_the_root_test_caller_on_127_0_0_1_may_name_an_agent(box, fak
     assert fake_agent.connections == 1, "the test caller's X-Agent-Address was not used (control)"
 
     results = {}
-    for who, user, source in (("root from 127.0.0.3", None, STRANGER), ("uid 65534 from 127.0.0.1", 65534, "127.0.0.1")):
+    for who, user, source in (
+        ("root from 127.0.0.3", None, STRANGER),
+        ("uid 65534 from 127.0.0.1", 65534, "127.0.0.1"),
+    ):
         result = await asyncio.to_thread(
             subprocess.run,
             ["/usr/bin/python3", "-c", INVITE_SCRIPT, source, str(box.sip_port), fake_agent.address],
@@ -128,8 +130,10 @@ async def test_only_the_root_test_caller_on_127_0_0_1_may_name_an_agent(box, fak
         )
         results[who] = (result.stdout + result.stderr).strip()
     await asyncio.sleep(1.0)
-    print(f"\nINVITE with X-Agent-Address from other senders: {results}; connections to the named agent: "
-          f"{fake_agent.connections - 1}")
+    print(
+        f"\nINVITE with X-Agent-Address from other senders: {results}; connections to the named agent: "
+        f"{fake_agent.connections - 1}"
+    )
     assert fake_agent.connections == 1, f"another sender made Asterisk connect to its address: {results}"
     assert re.match(r"SIP/2.0 40[13]|no answer", results["root from 127.0.0.3"]), results
     assert results["uid 65534 from 127.0.0.1"] in ("send refused: Operation not permitted", "no answer"), results
@@ -142,7 +146,7 @@ async def test_register_password_guessing_is_banned_but_not_the_loopback_test_ca
     assert "phone-agent-sip" in guard("status"), "the SIP guard is not running (scripts/asterisk.sh start starts it)"
     guard("unban", ATTACKER)
     statuses, started = [], time.monotonic()
-    for attempt in range(6):
+    for _ in range(6):
         phone = SipPhone(box.sip_host, box.sip_port, "reception", f"guess-{uuid.uuid4().hex[:6]}", local_host=ATTACKER)
         try:
             statuses.append(await phone.register(timeout=2))
