@@ -36,7 +36,7 @@ class Engines:
 
 def _require(choice: Choice):
     if choice.path is None or not choice.path.exists():
-        raise ModelMissing(f"{choice.role} model {choice.model} is not installed; run `python -m agent models`")
+        raise ModelMissing(choice.missing())  # names what is missing and the fix that works for its source
     return choice.path
 
 
@@ -115,12 +115,12 @@ def load_engines() -> Engines:
         asr = load_transcriber(asr_choice)
     except Exception as exc:
         raise ModelBroken(f"ASR model {asr_choice.model} at {asr_choice.path} cannot be loaded: {exc}. "
-                          "Reinstall it: python -m agent models") from None  # fmt: skip
+                          f"Fix: {asr_choice.repair()}") from None  # fmt: skip
     try:
         tts = PiperSynthesizer(_require(tts_choice))
     except Exception as exc:
         raise ModelBroken(f"TTS voice {tts_choice.model} at {tts_choice.path} cannot be loaded: {exc}. "
-                          "Reinstall it: python -m agent models") from None  # fmt: skip
+                          f"Fix: {tts_choice.repair()}") from None  # fmt: skip
     check_transcriber(asr, asr_choice.model)
     check_synthesizer(tts, tts_choice.model)
     return Engines(asr=asr, llm=load_llm(llm_choice), tts=tts, choices=choices)

