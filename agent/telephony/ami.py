@@ -39,8 +39,9 @@ ACTION_TIMEOUT_S = 3.0
 # an announced call that never connected is forgotten after this long
 ANNOUNCED_TTL_S = 600.0
 MAX_ANNOUNCED = 10_000
-# right after (re)connecting, a call announced while the link was down may still connect
-GRACE_AFTER_UP_S = 3.0
+# right after (re)connecting, a call announced while the link was down may still connect; 0: off
+# (the window is milliseconds, and such a call goes to a human, never to dead air)
+GRACE_AFTER_UP_S = 0.0
 
 
 class _SupervisedManager(Manager):
@@ -282,7 +283,7 @@ class AmiLink:
         manager = self._manager
         if manager is None or not info:
             if not info:
-                log.info("AMI %s: call not announced; hand-back by the dialplan's default route", self._state)
+                log.debug("AMI %s: call not announced; hand-back by the dialplan's default route", self._state)
             return False
         for name, value in variables.items():
             try:
