@@ -61,6 +61,7 @@ class Utterance:
     continues: bool = False  # the caller went on after a pause: this replaces the previous turn
     stream_no: int = 0  # which speech segment of the call this is
     endpoint_ms: float = 0.0  # the silence the endpointer waited for before closing the utterance
+    first_stream: int = 0  # the first speech segment it covers (earlier than stream_no when it continues)
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ class CallSession:
         self._playout = Playout(self._send, tap=self._record_bot)
         self._history: list[dict[str, str]] = []
         self._reply_task: asyncio.Task | None = None
-        self._record: CallRecord | None = None
+        self._record: _TurnRecord | None = None
         self.outcome: Outcome | None = None
         self._early: list[proto.Message] = []  # messages that arrived with the call id
         self._spoken: list[tuple[str, int]] = []  # clauses of the current bot turn, with end frame
@@ -147,7 +148,9 @@ class CallSession:
             self._writer.close()
             return Outcome.ERROR
         self.call_id = str(first.id)
-        self._record = self._records.open_call(self.call_id, self._config.directory.name, self._brain.redactor)
+        self._record = _TurnRecord(
+            self._records.open_call(self.call_id, self._config.directory.name, self._brain.redactor)
+        )
         self._record.write("call_start", models=[c.model for c in self._engines.choices])
         if turn_away:
             return await self._turn_away(turn_away)
@@ -274,6 +277,7 @@ class CallSession:
                                 stream.call_id = self.call_id
                                 if previous is not None:  # one turn: the earlier audio, the pause, this speech
                                     stream.audio_start = previous.audio_start
+                                    stream.first = previous.first
                                     stream.add(previous.audio)
                                 else:
                                     stream.audio_start = media_time - len(preroll) * FRAME_S
@@ -289,13 +293,14 @@ class CallSession:
                                 stream.endpoint_ms = (media_time - segmenter.last_speech_at) * 1000
                                 self._last_speech = _Segment(
                                     media_time, bytes(stream.audio), self._playout.frames_played, stream.number,
-                                    stream.audio_start,
+                                    stream.audio_start, stream.first,
                                 )  # fmt: skip
                                 if self._recording:
                                     stream.last_frame = self._recording.caller_frames
                                 finished, stream = stream, None
                                 preroll.clear()
                                 asyncio.create_task(self._finish_utterance(finished, ended_at))
+                            self._settle_turn(media_time)
                     case proto.Dtmf(digit=digit):
                         await self._events.put(DtmfPressed(digit))
                     case proto.Hangup():
@@ -324,6 +329,25 @@ class CallSession:
         if pause >= SPECULATE_AFTER_S and _StreamingRecognition.decoding < CORES and not self._engines.compute.waiting:
             endpoint_in_s = segmenter.settings.end_silence_s - pause
             stream.speculate(self._engines.asr.open_stream(self._brain.asr_hint), media_time, endpoint_in_s)
+
+    def _settle_turn(self, media_time: float) -> None:
+        """Write the held caller turn once it can no longer be continued (a reply reached the caller,
+        or the caller did not go on in time)."""
+        if self._record.held_stream and not self._may_continue(self._record.held_stream, media_time):
+            self._record.settle()
+
+    def _may_continue(self, number: int, media_time: float) -> bool:
+        """Whether the turn heard in segment `number` may still be taken back: speech going on from it
+        has started, or may still start (see `_continued_utterance`)."""
+        if self._superseded_up_to >= number:
+            return True  # the caller went on: the longer utterance replaces it when it is recognised
+        last = self._last_speech
+        return (
+            last is not None
+            and last.number == number
+            and media_time - last.ended <= self._config.endpointing.continue_within_s
+            and self._playout.frames_played == last.frames_played
+        )
 
     def _continued_utterance(self, media_time: float) -> _Segment | None:
         """The previous utterance if this speech continues it: the caller only paused.
@@ -360,7 +384,14 @@ class CallSession:
             self._recording.release(stream.hold, silence_until=stream.last_frame if payment else None)
         await self._events.put(
             Utterance(
-                text, transcript.confidence, ended_at, asr_ms, stream.continues, stream.number, stream.endpoint_ms
+                text,
+                transcript.confidence,
+                ended_at,
+                asr_ms,
+                stream.continues,
+                stream.number,
+                stream.endpoint_ms,
+                stream.first,
             )
         )
 
@@ -401,32 +432,42 @@ class CallSession:
                 case Utterance(stream_no=number) if number <= self._superseded_up_to:
                     pass  # the caller went on speaking: the longer utterance that includes this one follows
                 case Utterance(text=""):
+                    self._record.settle()  # nothing replaces the turn before it
                     self._record.write("turn_empty")
                 case Utterance() as utterance:
                     silence_prompts = 0
                     await self._interrupt(None)
-                    revoke = utterance.continues and self._processed_stream == utterance.stream_no - 1
+                    # the turn acted on last is part of this utterance (the caller only paused): take it back
+                    revoke = (
+                        utterance.continues and utterance.first_stream <= self._processed_stream < utterance.stream_no
+                    )
                     self._processed_stream = utterance.stream_no
                     if revoke and self._before_turn is not None:
                         dialogue_state, history_length = self._before_turn  # take the half-heard turn back
                         self._dialogue.restore(dialogue_state)
                         del self._history[history_length:]
+                        self._record.take_back()
                         self._record.write("turn_continued", n=self._turn_no)
                     else:
+                        self._record.settle()
                         self._turn_no += 1
                     self._before_turn = (self._dialogue.snapshot(), len(self._history))
-                    self._record.write(
-                        "caller_turn",
-                        n=self._turn_no,
-                        heard=utterance.text,
-                        confidence=utterance.confidence,
-                        asr_ms=round(utterance.asr_ms),
-                    )
+                    heard = {
+                        "n": self._turn_no,
+                        "heard": utterance.text,
+                        "confidence": utterance.confidence,
+                        "asr_ms": round(utterance.asr_ms),
+                    }
                     self._utterance = utterance
                     reply = await self._dialogue.on_text(utterance.text)
                     self._turn_revocable = not reply.tools and reply.end is None
+                    if self._turn_revocable:  # written once the caller hears a reply or does not go on
+                        self._record.hold_turn(utterance.stream_no, heard)
+                    else:
+                        self._record.write("caller_turn", **heard)
                 case DtmfPressed(digit=digit):
                     self._turn_revocable = False
+                    self._record.settle()
                     reply = await self._on_key(digit)
                 case AgentFault(where=where):
                     self._record.write("agent_fault", where=where)
@@ -704,6 +745,51 @@ async def warm_speech(engines: Engines, config: AgentConfig) -> None:
             await synthesize(engines, text, time.monotonic() + 60, reusable=True)
 
 
+class _TurnRecord:
+    """The call record as the session writes it, one caller turn per turn.
+
+    A turn the caller may still continue (they paused; no reply has reached them) is held back,
+    with everything written after it, until it stands. If the caller goes on, it is taken back:
+    the record gets only the whole utterance, not the half and then the whole, which every
+    reader (transcripts, reports, KPIs) would show as a doubled phrase.
+    """
+
+    def __init__(self, record: CallRecord) -> None:
+        self._record = record
+        self._held: list[tuple[str, dict]] = []  # the held caller turn first, then what was written after it
+        self.held_stream = 0  # the speech segment of the held turn (0: none)
+
+    def write(self, event: str, **data) -> None:
+        if self.held_stream:
+            self._held.append((event, data))
+        else:
+            self._record.write(event, **data)
+
+    def hold_turn(self, stream_no: int, heard: dict) -> None:
+        self.settle()
+        self._held = [("caller_turn", heard)]
+        self.held_stream = stream_no
+
+    def settle(self) -> None:
+        """The held turn stands: write it and what followed it."""
+        held, self._held, self.held_stream = self._held, [], 0
+        for event, data in held:
+            self._record.write(event, **data)
+
+    def take_back(self) -> None:
+        """The caller went on: drop the held turn and the reply to it (none of it reached the caller)."""
+        held, self._held, self.held_stream = self._held, [], 0
+        if held:
+            n = held[0][1]["n"]
+            for event, data in held[1:]:
+                if data.get("reply_to") != n:
+                    self._record.write(event, **data)
+
+    def close(self) -> None:
+        self.settle()
+        self._record.close()
+
+
 @dataclass(frozen=True)
 class _Segment:
     """A closed speech segment, kept so a caller who goes on after a pause is recognised as one turn."""
@@ -713,6 +799,7 @@ class _Segment:
     frames_played: int  # bot frames played by then: bot audio since means the caller heard a reply
     number: int
     audio_start: float  # media time of audio[0]
+    first: int  # the first segment in audio (earlier than number when it continues one)
 
 
 class _StreamingRecognition:
@@ -726,6 +813,7 @@ class _StreamingRecognition:
     last_frame: int | None = None
     audio_start = 0.0  # media time of the first sample in `audio` (for the decode log)
     call_id = ""
+    first = 0  # the first speech segment in `audio`
 
     def __init__(
         self,
@@ -736,6 +824,7 @@ class _StreamingRecognition:
         continues: bool = False,
     ) -> None:
         self.number = number
+        self.first = number
         self._compute = compute
         self.continues = continues
         self.audio = bytearray()  # kept so a caller who goes on after a pause is recognised as one turn

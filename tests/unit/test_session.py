@@ -403,3 +403,65 @@ async def test_the_greeting_is_synthesized_before_the_first_call(server):
         await asyncio.sleep(0.02)
     assert server.engines.speech.get(greeting) is not None
     assert server.engines.speech.hits >= 1 and server.engines.speech.misses >= 1  # made here, not found ready
+
+
+class SlowTts(FakeTts):
+    def synthesize(self, text):
+        time.sleep(1.5)  # a reply slower than the caller's pause: no bot audio before they go on
+        return super().synthesize(text)
+
+
+class ScriptedAsr(FakeAsr):
+    """Each new stream hears the next (text, seconds of recognition)."""
+
+    def __init__(self, script):
+        super().__init__()
+        self.script = list(script)
+
+    def open_stream(self, hint=None):
+        text, delay = self.script.pop(0) if self.script else ("hello", 0.0)
+        self.streams.append(FakeStream(text, delay))
+        return self.streams[-1]
+
+
+async def test_a_half_turn_taken_back_leaves_one_caller_turn_in_the_record(server):
+    """The half turn was acted on, then the caller went on: the record has the whole turn only (issue 15)."""
+    no_speech_cache(server)
+    server.engines.tts = SlowTts()
+    server.engines.asr = ScriptedAsr([("when are", 0.0), ("when are you open", 0.0)])
+    caller = await Caller.connect(server.port)
+    await caller.silence(2.5)  # greeting
+    half = len(SPEECH) // 2 // 320 * 320
+    await caller.send_audio(SPEECH[:half])
+    await caller.silence(0.7)  # the endpoint closes the first half; it is recognised and acted on
+    await caller.send_audio(SPEECH[half:])
+    await caller.silence(4.0)
+    caller.writer.write(proto.encode(proto.Hangup()))
+    await caller.closed()
+    record = read_record(caller.call_id)
+    assert "turn_continued" in [e["event"] for e in record], record  # the half turn was taken back
+    turns = [(e["n"], e["heard"]) for e in record if e["event"] == "caller_turn"]
+    assert turns == [(1, "when are you open")], record  # not "when are" and then "when are you open"
+    assert not [e for e in record if e["event"] == "bot_turn" and e.get("kind") == "answer" and not e["text"]]
+
+
+async def test_a_caller_who_goes_on_twice_is_one_turn_even_if_the_middle_part_is_still_being_recognised(server):
+    """Parts A, B, C with short pauses; A was acted on, C starts while B is still recognised: C covers A+B+C
+    and takes A back (it used to be a second turn, so the brain heard A and then A again inside A B C)."""
+    no_speech_cache(server)
+    server.engines.tts = SlowTts()
+    server.engines.asr = ScriptedAsr([("please hold", 0.0), ("please hold while", 1.5), ("please hold while I try", 0)])
+    caller = await Caller.connect(server.port)
+    await caller.silence(2.5)  # greeting
+    third = len(SPEECH) // 3 // 320 * 320
+    await caller.send_audio(SPEECH[:third])
+    await caller.silence(0.6)
+    await caller.send_audio(SPEECH[third : 2 * third])
+    await caller.silence(0.5)  # B has ended; its recognition takes 1.5 s
+    await caller.send_audio(SPEECH[2 * third :])
+    await caller.silence(4.0)
+    caller.writer.write(proto.encode(proto.Hangup()))
+    await caller.closed()
+    record = read_record(caller.call_id)
+    turns = [(e["n"], e["heard"]) for e in record if e["event"] == "caller_turn"]
+    assert turns == [(1, "please hold while I try")], record
