@@ -97,6 +97,10 @@ EOF
 # seconds a caller waits for a human before being offered voicemail (extensions.conf [human])
 HUMAN_WAIT_S=60
 EOF
+    grep -q '^AGENT_MAX_S=' "$env_file" || cat >>"$env_file" <<EOF
+# backstop: a call still with the agent after this many seconds goes to the humans
+AGENT_MAX_S=1800
+EOF
 }
 
 render() {

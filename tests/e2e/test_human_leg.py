@@ -33,6 +33,7 @@ pytestmark = pytest.mark.e2e
 ASTERISK = ["bash", str(PROJECT_ROOT / "scripts" / "asterisk.sh")]
 CALLER_HZ, PHONE_HZ = 600.0, 1000.0
 STOP_ALONE_S = 40  # how long the STOP-only measurement waits for Asterisk to give up by itself
+BACKSTOP_S = 20  # AGENT_MAX_S for the backstop measurement's call
 
 
 def asterisk_cli(command: str) -> str:
@@ -192,10 +193,14 @@ def delete_messages(names: set[str]) -> None:
         os.remove(f"{root}/var/spool/asterisk/voicemail/phone-agent/100/INBOX/{name}")
 
 
+def _global(name: str) -> str | None:
+    listing = asterisk_cli("dialplan show globals")
+    return next((line.split("=", 1)[1].strip() for line in listing.splitlines() if f"{name}=" in line), None)
+
+
 @pytest.fixture
 def short_human_wait(box):
-    before = asterisk_cli("dialplan show globals")
-    previous = next((line.split("=", 1)[1].strip() for line in before.splitlines() if "HUMAN_WAIT_S=" in line), "60")
+    previous = _global("HUMAN_WAIT_S") or "60"
     asterisk_cli("dialplan set global HUMAN_WAIT_S 4")
     yield 4
     asterisk_cli(f"dialplan set global HUMAN_WAIT_S {previous}")
@@ -258,7 +263,7 @@ async def test_no_phone_registered_offers_voicemail_at_once(box, agent):
         manager.close()
 
 
-@pytest.mark.parametrize("watchdog_kill_after", [None, 2.0])
+@pytest.mark.parametrize("watchdog_kill_after", [None, 2.0, "backstop"])
 async def test_hung_agent_time_to_human(box, tmp_path, watchdog_kill_after):
     """kill -STOP on the agent mid-call: how long until the caller is with the humans.
 
@@ -268,7 +273,8 @@ async def test_hung_agent_time_to_human(box, tmp_path, watchdog_kill_after):
     With watchdog_kill_after the test does what the agent's systemd watchdog does (WatchdogSec=,
     WatchdogSignal=SIGKILL): kill the hung process; its sockets close and the dialplan hands
     the caller over at once. Without it, the test kills the agent after STOP_ALONE_S to end the
-    call, and checks the hand-over still happens.
+    call, and checks the hand-over still happens. "backstop": the dialplan's AGENT_MAX_S
+    (TIMEOUT(absolute) -> [agent] T) set to BACKSTOP_S for this one call, no kill.
     """
     agent = TemporaryAgent(DEFAULT_CONFIG_DIR, database=f"sqlite:///{tmp_path / 'agent.db'}")
     agent.start()
@@ -278,7 +284,18 @@ async def test_hung_agent_time_to_human(box, tmp_path, watchdog_kill_after):
         call = SipCall(box.sip_host, box.sip_port, caller_id)
         events = CallEvents(call.call_id)
         manager = await ami(box, events)
-        await call.dial("s", {"X-Agent-Address": agent.address})
+        backstop = watchdog_kill_after == "backstop"
+        if backstop:  # read once when the call starts: restored right after, other calls keep the default
+            previous = _global("AGENT_MAX_S") or "1800"
+            asterisk_cli(f"dialplan set global AGENT_MAX_S {BACKSTOP_S}")
+        try:
+            await call.dial("s", {"X-Agent-Address": agent.address})
+            answered = time.monotonic()
+            if backstop:
+                await events.wait(10, app="TryExec")  # TIMEOUT(absolute) is set by now
+        finally:
+            if backstop:
+                asterisk_cli(f"dialplan set global AGENT_MAX_S {previous}")
         call.start_media()
         audio = BotAudio(call)
         started = await audio.wait_start(time.monotonic(), 15)
@@ -286,7 +303,7 @@ async def test_hung_agent_time_to_human(box, tmp_path, watchdog_kill_after):
         await audio.wait_end(started)
         os.kill(agent.process.pid, signal.SIGSTOP)
         stopped = time.monotonic()
-        wait = STOP_ALONE_S if watchdog_kill_after is None else watchdog_kill_after
+        wait = STOP_ALONE_S if watchdog_kill_after in (None, "backstop") else watchdog_kill_after
         with contextlib.suppress(AssertionError):
             await events.wait(wait, user_event="HumanFallback")
         alone = events.find(user_event="HumanFallback")
@@ -296,7 +313,13 @@ async def test_hung_agent_time_to_human(box, tmp_path, watchdog_kill_after):
         at, fallback = await events.wait(30, user_event="HumanFallback")
         returned = events.find(user_event="AgentReturned")
         status = returned[1].get("Status") if returned else "?"
-        if watchdog_kill_after is None:
+        if backstop:
+            print(
+                f"\nkill -STOP, no watchdog, AGENT_MAX_S={BACKSTOP_S}: caller with the humans {at - answered:.1f} s "
+                f"after the answer, {at - stopped:.1f} s after the stop (AudioSocket status {status})"
+            )
+            assert alone is not None and status == "TIMEOUT", events.events
+        elif watchdog_kill_after is None:
             if alone:
                 print(f"\nkill -STOP alone: AudioSocket gave up, caller with the humans after {at - stopped:.1f} s")
             else:
