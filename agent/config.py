@@ -101,6 +101,9 @@ class WebhookTool(_Strict):
     description: str
     url: str = Field(pattern=r"^https?://")
     method: Literal["GET", "POST"] = "POST"
+    effect: Literal["lookup", "change"] = Field(
+        "change", description="lookup: only reads (numbers the caller gave are not read back first)"
+    )
     timeout_s: float = Field(3.0, gt=0, le=30)
     parameters: dict[str, Any] = Field(description="JSON schema of the arguments")
     # a webhook without a task of its own: said with the result / on failure, triggered by these phrases

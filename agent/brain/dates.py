@@ -47,13 +47,17 @@ def parse_day(text: str, now: dt.datetime) -> dt.date | None:
         return today + dt.timedelta(days=2)
     if re.search(r"\btomorrow\b", text):
         return today + dt.timedelta(days=1)
-    for index, name in enumerate(WEEKDAYS):
-        match = re.search(rf"\b(next\s+)?{name}\b", text)
-        if match:
-            ahead = (index - today.weekday()) % 7 or 7
-            if match.group(1) and ahead < 7 and "week" in text:
-                ahead += 7  # "Tuesday next week"
-            return today + dt.timedelta(days=ahead)
+    mentioned = [
+        (match.start(), index, match)
+        for index, name in enumerate(WEEKDAYS)
+        for match in re.finditer(rf"\b(next\s+)?{name}\b", text)
+    ]
+    if mentioned:  # "I'm booked on Thursday but could come Friday": the day said last is the one wanted
+        _, index, match = max(mentioned, key=lambda item: item[0])
+        ahead = (index - today.weekday()) % 7 or 7
+        if match.group(1) and ahead < 7 and "week" in text:
+            ahead += 7  # "Tuesday next week"
+        return today + dt.timedelta(days=ahead)
     day = _ordinal_day(text)
     month = next(
         (

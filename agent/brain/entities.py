@@ -37,19 +37,45 @@ def is_no(text: str) -> bool:
     return bool(_NO.search(text))
 
 
-def digit_runs(text: str) -> list[str]:
-    """Every number in the utterance as one digit string, groups read with pauses joined."""
-    text = normalize_numbers(text)
-    runs = []
-    for match in _GROUPED.finditer(text):
-        digits = re.sub(r"\D", "", match.group())
-        if digits:
-            runs.append(digits)
-    if not runs:
-        spelled = spoken_digits(text)
-        if spelled:
+_NUMBER_TOKEN = re.compile(r"[a-z]+|\d+|[,.-]", re.I)
+_JOINERS = {"and", "uh", "um", "erm", ",", "-", "."}
+
+
+def _spoken_groups(text: str) -> list[str]:
+    """Runs of number words read as digit groups: "forty-one, eighty-two, oh seven" → "418207"."""
+    runs, current = [], []
+
+    def close() -> None:
+        while current and current[-1] in _JOINERS:
+            current.pop()
+        spelled = spoken_digits(" ".join(t for t in current if t not in _JOINERS)) if current else None
+        if spelled and len(spelled) >= 2:
             runs.append(spelled)
+        current.clear()
+
+    for token in _NUMBER_TOKEN.findall(text.lower()):
+        if token.isdigit() or token in en.UNITS or token in en.TENS or token in en.REPEATS or token in en.SCALES:
+            current.append(token)
+        elif token in _JOINERS and current:
+            current.append(token)
+        else:
+            close()
+    close()
     return runs
+
+
+def digit_runs(text: str, compounds: bool = True) -> list[str]:
+    """Every number in the utterance as one digit string, groups read with pauses joined.
+
+    With `compounds`, numbers said in pairs or as words ("forty-one twelve") count too;
+    without, only numerals and digit-by-digit readings (evidence that a reference was said).
+    """
+    normalized = normalize_numbers(text)
+    runs = [re.sub(r"\D", "", m.group()) for m in _GROUPED.finditer(normalized)]
+    if compounds:
+        spoken = [r for r in _spoken_groups(text) if len(r) > max((len(x) for x in runs), default=0)]
+        runs += spoken
+    return [r for r in runs if r]
 
 
 def _digits(slot: Slot, text: str) -> Parsed:
@@ -83,12 +109,21 @@ def _number(text: str) -> float | None:
     return None
 
 
+_NEGATED = re.compile(r"\b(?:not|rather than|instead of)\s+(?:the\s+|a\s+|an\s+)?[a-z'-]+(?:\s+[a-z'-]+)?", re.I)
+
+
 def _choice(slot: Slot, text: str) -> str | None:
     from agent.brain.intents import phrase_in, stem
 
-    for value, synonyms in slot.choices.items():
-        if any(phrase_in(word, text) for word in (value, *synonyms)):
-            return value
+    text = _NEGATED.sub(" ", text)  # "a tyre change, not the inspection"
+    said = [
+        (text.lower().find(word.lower().split()[0]), value)
+        for value, synonyms in slot.choices.items()
+        for word in (value, *synonyms)
+        if phrase_in(word, text)
+    ]
+    if said:
+        return max(said)[1]  # the choice said last: "the cleaning, no, the check-up"
     # near misses ASR makes ("clean in" for "cleaning"): compare stems of each word
     stems = {stem(w) for w in re.findall(r"[a-z]+", text.lower()) if len(w) > 3}
     letters = re.sub(r"[^a-z]", "", text.lower())
@@ -137,8 +172,11 @@ def _name(text: str) -> str | None:
 
 
 def _identifier(text: str) -> str | None:
-    """A reference with letters and digits ("AB12 CDE", "K7-4419"): the tool decides if it exists."""
+    """A reference with letters and digits ("AB12 CDE", "K7-4419", "L M six eight, T R W"): the tool decides."""
     cleaned = normalize_numbers(text)
+    spelled = _spelled_reference(cleaned)
+    if spelled:
+        return spelled
     tokens = re.findall(r"[A-Za-z0-9-]+", cleaned)
     with_digit = [i for i, t in enumerate(tokens) if re.search(r"\d", t)]
     if not with_digit:
@@ -149,7 +187,29 @@ def _identifier(text: str) -> str | None:
         first -= 1
     while last + 1 < len(tokens) and len(tokens[last + 1]) <= 3 and tokens[last + 1].lower() not in en.STOPWORDS:
         last += 1
-    return "".join(tokens[first : last + 1]).upper().replace("-", "")
+    found = "".join(tokens[first : last + 1]).upper().replace("-", "")
+    return found if len(found) >= 3 else None  # "at 9" is no reference
+
+
+def _spelled_reference(text: str) -> str | None:
+    """Single letters and digit words read one by one: "L M six eight, T R W" → "LM68TRW"."""
+    best, current = "", []
+    for token in re.findall(r"[A-Za-z]+|\d+|[,.]", text):
+        low = token.lower()
+        if len(token) == 1 and token.isalpha() and token not in ("a", "I"):
+            current.append(token.upper())
+        elif low in en.DIGIT_WORDS and low != "o":
+            current.append(str(en.UNITS[low]))
+        elif token.isdigit():
+            current.append(token)
+        elif token in ",.":
+            continue
+        else:
+            best = max(best, "".join(current), key=len)
+            current = []
+    best = max(best, "".join(current), key=len)
+    has_both = any(c.isdigit() for c in best) and any(c.isalpha() for c in best)
+    return best if has_both and len(best) >= 4 else None
 
 
 def parse_slot(slot: Slot, text: str, now: dt.datetime) -> Parsed:

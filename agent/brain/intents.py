@@ -93,9 +93,12 @@ class TaskMatcher:
 
     def _similarity(self, query: Counter, example: Counter) -> float:
         """Weighted overlap: how much of the example the caller said, and how much of what they said it covers."""
-        shared = sum(self._weight(t) for t in query.keys() & example.keys())
+        common = query.keys() & example.keys()
+        shared = sum(self._weight(t) for t in common)
         if not shared:
             return 0.0
+        if len(common) == 1 and len(example) > 1:
+            shared /= 2  # one word in common is weak evidence ("teeth whitening" vs "teeth cleaned")
         coverage = shared / sum(self._weight(t) for t in example)
         # words no example uses count against the match at half weight: "teeth whitening for my dog"
         # shares only "teeth" with "get my teeth cleaned"
@@ -117,10 +120,12 @@ class TaskMatcher:
             if hits:  # several tasks' phrases present ("cancel my booking"): the closer examples decide
                 score = 1.0 + max(len(p) for p in hits) / 100 + similar.get(name, 0.0) / 2
                 matches.append(Match(name, score, "phrase"))
-            elif name in similar:
-                matches.append(Match(name, similar[name] * EXAMPLE_WEIGHT, "example"))
+            else:  # every task is listed: a value for its reference slot may still make it the one
+                matches.append(Match(name, similar.get(name, 0.0) * EXAMPLE_WEIGHT, "example"))
         return sorted(matches, key=lambda m: m.score, reverse=True)
 
-    def best(self, text: str, threshold: float = EXAMPLE_THRESHOLD) -> Match | None:
+    threshold = EXAMPLE_THRESHOLD * EXAMPLE_WEIGHT  # the score that counts as asking for a task
+
+    def best(self, text: str) -> Match | None:
         ranked = self.rank(text)
-        return ranked[0] if ranked and ranked[0].score >= threshold * EXAMPLE_WEIGHT else None
+        return ranked[0] if ranked and ranked[0].score >= self.threshold else None

@@ -39,12 +39,12 @@ PARTS_OF_DAY = ("morning", "afternoon", "evening")
 INTENT_PATTERNS = {
     "injection": r"\b(ignore (all |your |the |any |previous |prior )*(instructions|rules|prompt)|system prompt|you are now|pretend (to be|you are|you're)|jailbreak|developer mode|disregard (your|all|the))\b",
     "identity": r"\b(who (am i (talking|speaking) to|are you)|what are you\W*$|are you (a |an )?(robot|bot|machine|human|real|person|computer|ai|recording|answering (service|machine))|am i (talking|speaking|through) (to|with) (a |an )?(robot|bot|machine|human|real|person|computer)|(is|are) (this|that|it|there|you) (a |an )?(real person|person|robot|bot|machine|recording|computer|automated|an ai|ai|human)( or|\W*$| on the (other|line))|you'?re not (a |an )?(real )?(person|human))",
-    "human": r"\b(human|real person|a person|someone real|somebody real|operator|receptionist|representative|(talk|speak) (to|with) (a|an|the|someone|somebody|your|anybody|anyone)\b|live agent|an agent|a colleague|put me through|transfer me|^\W*agent\W*$)\b",
+    "human": r"\b(human|real person|a person|someone real|somebody real|operator|receptionist|representative|(talk|speak) (to|with) (a|an|the|someone|somebody|your|anybody|anyone)\b|live agent|an agent|a colleague|put me through|transfer me|(have|get) a word with|^\W*agent\W*$)\b",
     "goodbye": r"\b(bye|goodbye|good bye|that'?s all|that is all|nothing else|hang up|that'?s everything|i'?m done)\b",
     "thanks": r"^\W*(ok(ay)?,? )?(thank you|thanks|thank you very much|many thanks|great,? thanks?|cheers|perfect,? thanks?)\W*$",
     "cancel_task": r"\b(forget (it|that|about it)|never ?mind|don'?t bother|leave it|stop that|scrap that|skip it)\b",
     "repeat": r"\b(say (that|it) again|repeat (that|it|yourself)|come again|what did you say|pardon( me)?|didn'?t (catch|hear) (that|you|it)|one more time)\b",
-    "capabilities": r"\b(what can you (do|help|sort)|what do you do|how can you help|what are my options|what (else |things )?can i (ask|use)|what are you able|what (kind|sort)s? of (things|stuff)|what('?s| is) this (line|number|service) for|how does this work)\b",
+    "capabilities": r"\b(what (else )?can you( \w+)? (do|help|sort)|what do you do|how can you help|what are my options|what (else |things )?can i (ask|use)|what are you able|what (kind|sort)s? of (things|stuff)|what('?s| is) this (line|number|service) for|how does this work)\b",
 }  # fmt: skip
 # Example utterances of the shared intents: an utterance close to one of them means that intent
 # (the same similarity the tasks' examples use), so wordings the patterns above miss still land.
@@ -71,7 +71,7 @@ INTENT_EXAMPLES = {
     "capabilities": [
         "what can you help me with", "what can you do", "what kind of things do you handle",
         "what is this line for", "how does this work", "what can I ask you", "what are my options",
-        "can you do bookings or just answer questions", "what services does this line offer",
+        "what services does this line offer",
     ],
     "identity": [
         "am I talking to a robot", "is this a real person", "are you a machine", "is this automated",
@@ -88,7 +88,7 @@ FILLERS = frozenset({"uh", "um", "erm", "hmm", "mm", "er", "ah", "like", "so", "
 STOPWORDS = frozenset(
     """a an and are as at be by can could do does for from have how i if in is it me my of on or our
     please so that the their there this to up us was we what when where which who will with would you your
-    hi hello yes no okay ok um uh tell know like want need just about
+    hi hello yes no okay ok um uh tell know like want need just about that's it's i'm right
     am pm hmm hm mm mhm uhm er erm ah oh huh yeah yep m s t ll re ve d""".split()
 )
 
