@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 MIN_ANSWER_SCORE = 1.0  # BM25 below this is a weak match: better to say we do not know
 LARGE_MODEL_BYTES = 600 << 20  # GGUF files above this (≈1B+ params) are trusted to phrase answers
 _CORRECTION = re.compile(en.CORRECTION, re.I)
+_UPSET = re.compile(en.UPSET, re.I)
 _QUESTION = re.compile(r"\?|^\W*(what|when|where|which|who|how|why|do|does|is|are|can|could|will|would|should)\b", re.I)
 # asking about something rather than asking for something ("how much does a cleaning cost?")
 _INFO_QUESTION = re.compile(r"^\W*(?:(?:hi|hello|hey|yes|no|okay|so|and|um|uh|also)\W+)*(what|when|where|which|who|how|why|do you|does|is there|are there|are you|is it|is the)\b", re.I)
@@ -188,13 +189,16 @@ class Brain:
         if intent:
             return intent
         ranked = self.matcher.rank(text)
+        evidence = {m.task for m in ranked if self._slot_evidence(m.task, text)}
+        informational = self.knowledge_question(text)
+        if len(evidence) == 1 and not informational:
+            return evidence.pop()  # a reference only one task takes ("what's going on with 8802?")
         scored = sorted(
-            ((m.score + (SLOT_EVIDENCE if self._slot_evidence(m.task, text) else 0.0), m) for m in ranked),
+            ((m.score + (SLOT_EVIDENCE if m.task in evidence else 0.0), m) for m in ranked),
             key=lambda pair: pair[0],
             reverse=True,
         )
         top_score, top = scored[0] if scored else (0.0, None)
-        informational = self.knowledge_question(text)
         if top is not None and top_score >= self.matcher.threshold:
             if top.via == "example" and informational and top_score == top.score:
                 return "question"
@@ -350,18 +354,22 @@ class Dialogue:
         if escalation:
             return escalation
         intent = self._shared_intent(text)
+        slot = self.expecting
+        if intent not in ("injection", "human") and slot is not None and slot.type not in ("text", "name"):
+            if self._slot_fits(text):
+                intent = None  # "no, don't bother with a text" answers the yes/no question asked
         if intent in ("injection", "human"):
             return (
                 Reply(say=[self.config.say("injection")], intent="injection")
                 if intent == "injection"
                 else transfer(self.config, "caller-asked")
             )
-        if intent == "goodbye" and not (self.run and self.run.stage in ("slots", "change") and self._slot_fits(text)):
+        if intent == "goodbye":
             return Reply(say=[self.config.goodbye], end="hangup", reason="caller-done", intent="goodbye")
         if intent == "repeat":
             return Reply(say=self.last_said or [self.config.say("nothing_to_repeat")], intent="repeat")
         if intent == "cancel_task" and (self.run or self.pending):
-            self.run, self.pending = None, None
+            self.run, self.pending = None, Pending("closing")
             return Reply(say=[self.config.say("task_cancelled")], intent="cancel_task")
         if intent in ("capabilities", "identity"):
             return self._about(intent)
@@ -411,7 +419,7 @@ class Dialogue:
         rules = self.config.escalation
         if any(phrase_in(p, text) for p in rules.emergency_phrases):
             return transfer(self.config, "emergency", rules.emergency_message, rules.emergency_target)
-        if any(phrase_in(p, text) for p in rules.upset_phrases) or self._sounds_upset(text):
+        if any(phrase_in(p, text) for p in rules.upset_phrases) or _UPSET.search(text) or self._sounds_upset(text):
             return transfer(self.config, "caller-upset", self.config.say("caller_upset"))
         return None
 
@@ -449,9 +457,12 @@ class Dialogue:
                 self.pending = None
                 return Reply(say=[self.config.say("welcome_back")])
             return None
-        if pending.kind == "closing":  # after "anything else?": a short no ends the call
+        if pending.kind == "closing":  # after "anything else?": a short no ends the call, a bare yes asks what
             if no and len(text.split()) <= 4:
                 return Reply(say=[self.config.goodbye], end="hangup", reason="caller-done", intent="goodbye")
+            if yes and len(text.split()) <= 3:
+                self.pending = None
+                return Reply(say=[self.config.say("go_on")])
             return None
         context = self.config.caller_context[pending.context]
         if self.brain.matcher.best(text) is not None:
@@ -666,7 +677,7 @@ class Dialogue:
             say.append(self.config.say("offer_human"))
             self.pending = Pending("offer_human", target=task.escalate.target)
         else:
-            self.pending = Pending("closing") if status == "done" else None
+            self.pending = Pending("closing")
         return Reply(say=say, tools=tools, intent=task.name)
 
     def _tool_failed(self, run: TaskRun, result: ToolResult, tools: list[ToolCall]) -> Reply:

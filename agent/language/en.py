@@ -79,6 +79,8 @@ INTENT_EXAMPLES = {
         "are you human", "you're not a real person are you",
     ],
 }
+# how upset callers say it, whatever the business (the config adds its own upset_phrases)
+UPSET = r"\b(fed up|sick (and tired )?of|had enough|fuming|furious|livid|disgusted|unacceptable|ridiculous|useless|pathetic|waste of (my )?time|nobody (answers|helps|calls|gets back)|never (again|answers)|joke of a|appalling|outrageous|want (to )?complain|make a complaint|sort this out now)\b"
 YES = r"^\W*(yes|yeah|yep|yup|ya|sure|correct|right|please do|please|ok(ay)?|that'?s (fine|right|good|correct|great|it)|sounds good|perfect|go ahead|do it|great|absolutely|definitely|of course|affirmative|that works|fine)\b"
 NO = r"^\W*(no|nope|not really|nah|don'?t|wrong|not that|neither|negative|that'?s (wrong|not right|incorrect))\b"
 # corrections: "no, I said ...", "I meant ...", "actually ..." (the new value follows)
@@ -102,6 +104,7 @@ SENTENCES = {
     "anything_else": "Is there anything else I can help you with?",
     "you_are_welcome": "You're welcome! Is there anything else I can help you with?",
     "no_problem": "No problem. How can I help you?",
+    "go_on": "Sure. What can I help you with?",
     "task_cancelled": "Okay, I've stopped that. Is there anything else I can help you with?",
     "nothing_to_repeat": "I haven't said anything yet. How can I help you?",
     "identity": "I'm the virtual assistant of {business_name}, an automated system. I can help with {capabilities}. If you'd like a person, just say so.",
