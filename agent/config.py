@@ -206,6 +206,9 @@ class CallerContext(_Strict):
     ask: str = Field(description="asked at the start; {fields} from the tool's result")
     task: str | None = Field(None, description="task continued when the caller says yes, with the result's fields")
     if_yes: str | None = Field(None, description="said when the caller says yes and there is no task to continue")
+    prefill: bool = Field(
+        False, description="start the task with the tool's result (off: the caller says the reference, which verifies them)"
+    )
 
 
 class Tools(_Strict):

@@ -18,6 +18,7 @@ gave read back before an effectful tool uses it.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import datetime as dt
 import logging
@@ -29,7 +30,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-from agent.brain.entities import as_json, digit_runs, is_no, is_yes, parse_slot, say_value
+from agent.brain.entities import as_json, digit_runs, is_no, is_yes, parse_slot, reference_readings, say_value
 from agent.brain.dates import parse_time
 from agent.brain.embeddings import load_embeddings
 from agent.brain.intents import TaskMatcher, content_stems, examples_of, phrase_in, system_intent
@@ -61,6 +62,7 @@ class ToolCall:
     tool: str
     arguments: dict
     result: dict
+    changes: bool = False  # it changed something (a booking): the turn can no longer be taken back
 
 
 @dataclass(frozen=True)
@@ -210,6 +212,27 @@ class Brain:
                 return label
         return "question"
 
+    async def decide(self, text: str) -> str:
+        """`route`, and when it finds nothing the documents answer either, the configured large LLM
+        decides under a JSON-schema grammar (its output can only be one of the labels)."""
+        routed = self.route(text)
+        if routed != "question" or self.llm is None or self.knowledge_question(text):
+            return routed
+        labels = [*self.tasks, *en.INTENT_EXAMPLES, "question"]
+        schema = {"type": "object", "properties": {"intent": {"type": "string", "enum": labels}}, "required": ["intent"]}
+        described = "; ".join(f"{name}: {task.description}" for name, task in self.tasks.items())
+        messages = [
+            {"role": "system", "content": f"Classify the caller's request to {self.config.business_name}. Tasks: {described}."},
+            {"role": "user", "content": text},
+        ]
+        try:
+            result = await asyncio.to_thread(self.llm.complete_json, messages, schema)
+        except Exception:  # a failed decision falls back to the rules' answer
+            log.exception("intent decision by the LLM failed")
+            return routed
+        label = result.get("intent")
+        return label if label in labels else routed
+
     def _slot_evidence(self, name: str, text: str) -> bool:
         """Does the utterance carry a value for one of the task's reference slots (digits, id, phone, e-mail)?"""
         task = self.tasks.get(name)
@@ -257,6 +280,7 @@ class TaskRun:
     asking: str | None = None  # the slot just asked for
     tries: dict[str, int] = field(default_factory=dict)
     prepared: bool = False
+    readings: dict[str, list[str]] = field(default_factory=dict)  # other readings of a reference, tried if it is not found
 
 
 @dataclass
@@ -280,14 +304,18 @@ class Dialogue:
         self.misunderstood = 0
         self.topics: list[str] = []  # what the call was about, for the human's briefing
         self.last_said: list[str] = []
+        self.last_run: TaskRun | None = None  # the task just finished, for the human's briefing
 
     def snapshot(self) -> tuple:
         """The state a caller turn may change, so a turn can be taken back (the caller was not done)."""
-        return (copy.deepcopy(self.run), copy.copy(self.pending), self.misunderstood, list(self.topics), self.last_said)
+        return (
+            copy.deepcopy(self.run), copy.copy(self.pending), self.misunderstood, list(self.topics), self.last_said,
+            self.last_run,
+        )  # fmt: skip
 
     def restore(self, state: tuple) -> None:
-        self.run, self.pending, self.misunderstood, self.topics, self.last_said = (
-            state[0], state[1], state[2], list(state[3]), state[4],
+        self.run, self.pending, self.misunderstood, self.topics, self.last_said, self.last_run = (
+            state[0], state[1], state[2], list(state[3]), state[4], state[5],
         )  # fmt: skip
 
     @property
@@ -341,10 +369,11 @@ class Dialogue:
         parts = [reason.replace("-", " ")]
         if self.topics:
             parts.append("about " + ", ".join(dict.fromkeys(self.topics)))
-        if self.run:
+        run = self.run or self.last_run
+        if run:
             now = self.clock()
-            for slot in self.run.task.slots:
-                value = self.run.fields.get(slot.name)
+            for slot in run.task.slots:
+                value = run.fields.get(slot.name)
                 if value is not None and (slot.identifier or slot.type in ("choice", "date", "time", "datetime")):
                     parts.append(f"{slot.name.replace('_', ' ')} {say_value(value, now)}")
         return "; ".join(parts)[:80]
@@ -385,7 +414,7 @@ class Dialogue:
         if intent == "thanks":
             self.pending = Pending("closing")
             return Reply(say=[self.config.say("you_are_welcome")], intent="thanks")
-        routed = self.brain.route(text)
+        routed = await self.brain.decide(text)
         if routed in self.brain.tasks:
             return await self._start(self.brain.tasks[routed], text)
         if routed in en.INTENT_EXAMPLES and routed != intent:
@@ -472,8 +501,9 @@ class Dialogue:
             return Reply(say=[self.config.say("no_problem")])
         if yes:
             self.pending = None
-            if context.task:
-                return await self._start(self.brain.tasks[context.task], "", fields=pending.fields)
+            if context.task:  # the caller still says the reference: that is what verifies them
+                fields = pending.fields if context.prefill else {}
+                return await self._start(self.brain.tasks[context.task], "", fields=fields)
             if context.if_yes:
                 return Reply(say=[self._fill(context.if_yes, pending.fields)])
         return None
@@ -508,6 +538,8 @@ class Dialogue:
         run.fields[slot.name] = parsed.value
         run.given.add(slot.name)
         run.prepared = False
+        if slot.identifier:
+            run.readings[slot.name] = [r for r in reference_readings(text) if r != parsed.value]
         return True
 
     def _slot(self, run: TaskRun, name: str) -> Slot:
@@ -637,14 +669,19 @@ class Dialogue:
     async def _act(self, run: TaskRun) -> Reply:
         task = run.task
         tools: list[ToolCall] = []
-        self.run = None
+        self.run, self.last_run = None, run
         if task.action is None:
             return self._finish(task, "done", run.fields, tools)
         result = await self._tool(task.action, run, tools)
+        for name, readings in run.readings.items():  # "order for 112" may be 4112: the tool decides
+            while result.status == "not_found" and readings:
+                run.fields[name] = readings.pop(0)
+                result = await self._tool(task.action, run, tools)
         fields = {**run.fields, **result.data}
         if result.status == "not_found" and (retry := self._retry_identifier(run)):
             not_found = self._fill(task.replies.not_found or self.config.say("tool_not_found"), fields, run)
-            return Reply(say=[not_found, self._prompt(run, retry)], tools=tools, intent=task.name, understood=False)
+            again = fill(retry.reprompt, self._say_fields(run)) if retry.reprompt else self._prompt(run, retry)
+            return Reply(say=[not_found, again], tools=tools, intent=task.name, understood=False)
         return self._finish(task, result.status, fields, tools, run)
 
     def _retry_identifier(self, run: TaskRun) -> Slot | None:
@@ -694,6 +731,7 @@ class Dialogue:
                 step.tool,
                 {k: as_json(v) for k, v in args.items() if not isinstance(v, dict)},
                 {"status": result.status, **{k: as_json(v) for k, v in result.data.items()}},
+                changes=self.brain.tools.changes(step.tool),
             )
         )
         return result

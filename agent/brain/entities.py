@@ -94,6 +94,14 @@ def _digits(slot: Slot, text: str) -> Parsed:
     return Parsed(None, "digits_wrong_length" if len(longest) >= 2 else None) if length else Parsed(None)
 
 
+def reference_readings(text: str) -> list[str]:
+    """Other readings of a spoken reference, for a tool to try: ASR writes "four one one two" as "for 112"."""
+    readings = []
+    for word, digit in en.DIGIT_HOMOPHONES.items():
+        readings += [digit + m.group(1) for m in re.finditer(rf"\b{word}\s*(\d{{2,}})\b", text, re.I)]
+    return readings
+
+
 def _number(text: str) -> float | None:
     text = normalize_numbers(text).lower().replace(",", "")
     match = re.search(r"\d+(?:\.\d+)?", text)

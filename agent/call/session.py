@@ -460,7 +460,7 @@ class CallSession:
                     }
                     self._utterance = utterance
                     reply = await self._dialogue.on_text(utterance.text)
-                    self._turn_revocable = not reply.tools and reply.end is None
+                    self._turn_revocable = not any(call.changes for call in reply.tools) and reply.end is None
                     if self._turn_revocable:  # written once the caller hears a reply or does not go on
                         self._record.hold_turn(utterance.stream_no, heard)
                     else:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from agent.config import CONFIGS_DIR, DEFAULT_CONFIG_DIR, ConfigError, load_config
+from agent.config import discloses_ai, CONFIGS_DIR, DEFAULT_CONFIG_DIR, ConfigError, load_config
 
 BASE = "business_name: X\ngreeting: hi, I am the virtual assistant\npersona: p\n"
 
@@ -10,7 +10,7 @@ BASE = "business_name: X\ngreeting: hi, I am the virtual assistant\npersona: p\n
 @pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS_DIR.iterdir() if (p / "agent.yaml").exists()))
 def test_example_configs_load(name):
     config = load_config(CONFIGS_DIR / name)
-    assert "virtual assistant" in config.greeting
+    assert discloses_ai(config.greeting)
     assert config.transfer_target in config.transfer_targets
 
 

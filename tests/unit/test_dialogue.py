@@ -62,7 +62,7 @@ async def test_booking_confirms_before_acting_and_reads_back(clinic):
     dialogue = clinic.dialogue("+15550100", clock)
     reply = await dialogue.on_text("I'd like to book a cleaning on Tuesday at ten")
     assert said(reply) == "I have tomorrow, Tuesday the 24th at 10 am for a cleaning. Shall I book it?"
-    assert not reply.tools  # nothing booked yet
+    assert not any(call.changes for call in reply.tools)  # nothing booked yet (a free slot was looked up)
     reply = await dialogue.on_text("Yes please.")
     assert reply.tools[0].tool == "book_appointment" and reply.tools[0].arguments["start"] == "2026-11-24T10:00:00"
     assert "You're booked for a cleaning tomorrow, Tuesday the 24th at 10 am" in said(reply)
@@ -84,7 +84,7 @@ async def test_booking_asks_for_the_service_and_caller_changes_their_mind(clinic
 async def test_known_caller_moves_and_cancels(clinic):
     clinic.calendar.book("+15550100", "check-up", dt.datetime(2026, 11, 26, 9, 0), NOW)
     dialogue = clinic.dialogue("+15550100", clock)
-    assert dialogue.opening() == "Are you calling about your check-up on Thursday the 26th at 9 am?"
+    assert await dialogue.opening() == "Are you calling about your upcoming appointment?"  # no details on caller ID
     reply = await dialogue.on_text("Yes, can I move it to Friday at 11?")
     assert "move your check-up to" in said(reply) and "Friday the 27th at 11 am" in said(reply)
     reply = await dialogue.on_text("yes")
@@ -137,18 +137,20 @@ async def test_order_number_by_keypad_and_unknown_number(shop):
     reply = await dialogue.on_text("I'm calling about my order")
     assert reply.expect_digits
     reply = await dialogue.on_digits("9999")
-    assert "couldn't find order 9 9 9 9" in said(reply) and reply.expect_digits
+    assert "couldn't find order 9 9 9 9" in said(reply) and reply.expect_digits and "again" in said(reply)
     reply = await dialogue.on_digits("8802")
     assert "delayed" in said(reply) and "connect you to a colleague" in said(reply)
     reply = await dialogue.on_text("yes")
     assert reply.end == "transfer"
-    assert "order 8802" in dialogue.briefing("caller-asked")
+    assert "order number 8802" in dialogue.briefing("caller-asked")
 
 
-async def test_known_shop_caller_hears_about_their_open_order(shop):
+async def test_known_shop_caller_confirms_the_order_by_its_number(shop):
     dialogue = shop.dialogue("+15550124")
-    assert dialogue.opening() == "Are you calling about your order 5230?"
+    assert await dialogue.opening() == "Are you calling about your recent order?"  # nothing said on caller ID alone
     reply = await dialogue.on_text("yes")
+    assert "order number" in said(reply) and not reply.tools
+    reply = await dialogue.on_text("It's five two three oh.")
     assert "Order 5230 is processing" in said(reply)
 
 
@@ -164,17 +166,17 @@ async def test_returns_policy_from_the_documents(shop):
 
 async def test_webhook_success_and_fallback(shop, crm_server):
     reply = await shop.dialogue("+15550123").on_text("How many loyalty points do I have?")
-    assert said(reply) == "You have 1250 loyalty points." and reply.tools[0].tool == "loyalty_points"
+    assert said(reply).startswith("You have 1250 loyalty points.") and reply.tools[0].tool == "loyalty_points"
     reply = await shop.dialogue("+15550999").on_text("What's my points balance?")
-    assert said(reply).startswith("Sorry, I can't reach our loyalty system")
-    assert reply.tools[0].result["ok"] is False
+    assert said(reply).startswith("I couldn't find a loyalty account")  # the CRM has no such number
+    assert reply.tools[0].result["status"] == "not_found"
 
 
 async def test_no_to_the_context_question_with_a_new_request(shop, crm_server):
     dialogue = shop.dialogue("+15550123")
-    assert dialogue.opening() == "Are you calling about your order 4112?"
+    assert await dialogue.opening() == "Are you calling about your recent order?"
     reply = await dialogue.on_text("No. How many loyalty points do I have?")
-    assert said(reply) == "You have 1250 loyalty points."
+    assert said(reply).startswith("You have 1250 loyalty points.")
 
 
 async def test_extractive_answer_keeps_only_the_best_sentences(clinic):
@@ -202,15 +204,17 @@ class ScriptedJsonModel:
 
 
 async def test_a_large_model_decides_when_the_rules_find_nothing(clinic):
-    clinic.llm = ScriptedJsonModel({"intent": "book"})
-    reply = await clinic.dialogue().on_text("Could I pop round sometime for my teeth")
+    clinic.llm = ScriptedJsonModel({"intent": "book_appointment"})
+    clinic.embeddings = None
+    reply = await clinic.dialogue().on_text("Could I pop round sometime for my gnashers")
     assert "What would you like to book" in said(reply)
-    assert clinic.llm.asked[0]["properties"]["intent"]["enum"][0] == "book"  # output constrained to the intents
+    assert clinic.llm.asked[0]["properties"]["intent"]["enum"][0] == "book_appointment"  # output limited to labels
 
 
 async def test_a_failing_decision_falls_back_to_not_found(clinic):
     clinic.llm = ScriptedJsonModel(RuntimeError("context full"))
-    reply = await clinic.dialogue().on_text("Could I pop round sometime for my teeth")
+    clinic.embeddings = None
+    reply = await clinic.dialogue().on_text("Could I pop round sometime for my gnashers")
     assert reply.intent == "unknown"
 
 
@@ -224,7 +228,7 @@ async def test_a_failing_decision_falls_back_to_not_found(clinic):
 )
 async def test_order_numbers_as_asr_writes_them(shop, heard, status):
     reply = await shop.dialogue().on_text(heard)
-    assert reply.tools and reply.tools[0].result.get("status") == status, said(reply)
+    assert reply.tools and reply.tools[-1].result.get("status") == status, said(reply)
 
 
 async def test_trigger_phrases_ignore_plurals(shop, crm_server):
@@ -239,7 +243,7 @@ async def test_shipping_policy_is_a_question_not_an_order(shop):
 
 def test_asr_hint_names_the_deployments_words(clinic, shop):
     assert clinic.asr_hint.startswith("Riverside Dental Clinic.") and "check-up, cleaning, filling" in clinic.asr_hint
-    assert "Order number" in shop.asr_hint and "Loyalty points" in shop.asr_hint
+    assert "checking on an order" in shop.asr_hint and "loyalty points" in shop.asr_hint
 
 
 async def test_thanks_is_welcomed_and_no_more_ends_the_call(clinic):

@@ -75,6 +75,12 @@ class ToolBox:
     def names(self) -> set[str]:
         return known_tools(self.config.tools)
 
+    def changes(self, name: str) -> bool:
+        """Does the tool change something (a booking, a ticket)? Lookups can be taken back with the turn."""
+        if name in self.webhooks:
+            return self.webhooks[name].effect == "change"
+        return name in ("book_appointment", "move_appointment", "cancel_appointment")
+
     async def run(self, name: str, args: dict, context: ToolContext) -> ToolResult:
         if name in self.webhooks:
             hook = self.webhooks[name]
