@@ -24,6 +24,7 @@ asterisk:
 
 run: setup
 	bash scripts/asterisk.sh start
+	$(PY) -m agent doctor --config $${PHONE_AGENT_CONFIG:-configs/clinic}
 	bash scripts/run.sh
 
 test: setup

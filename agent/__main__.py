@@ -1,4 +1,4 @@
-"""Command line: python -m agent {run,call,models,bench,redact,calls,purge,egress}."""
+"""Command line: python -m agent {run,call,chat,check,doctor,models,bench,redact,calls,purge,egress}."""
 
 from __future__ import annotations
 
@@ -53,6 +53,12 @@ def cmd_chat(args: argparse.Namespace) -> int:
         result = run_text_suite(args.suite)
         return 0 if result["passed"] == result["scenarios"] else 1
     return chat(args.config, args.caller_id)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from agent.doctor import run_doctor
+
+    return run_doctor(args.config, with_models=not args.no_models)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -167,6 +173,11 @@ def main(argv: list[str] | None = None) -> int:
     chat.add_argument("--caller-id", help="the caller's number, as Asterisk would pass it")
     chat.add_argument("--suite", type=Path, help="run every scenario under this directory as text instead")
     chat.set_defaults(func=cmd_chat)
+
+    doctor = sub.add_parser("doctor", help="check this box before pointing a trunk at it (each check with its fix)")
+    doctor.add_argument("--config", type=Path, help="admin config directory (default: configs/clinic)")
+    doctor.add_argument("--no-models", action="store_true", help="skip the model smoke calls (a few seconds)")
+    doctor.set_defaults(func=cmd_doctor)
 
     check = sub.add_parser("check", help="validate a config; list its tasks, slots, tools and overlapping examples")
     check.add_argument("--config", type=Path, help="admin config directory (default: configs/clinic)")

@@ -159,3 +159,19 @@ def test_llm_decisions_are_constrained_to_the_schema(llm):
     for request in ("I want to book a cleaning", "Let me talk to a person", "blue elephants dancing"):
         result = llm.complete_json([{"role": "user", "content": request}], INTENT_SCHEMA)
         assert set(result) == {"intent"} and result["intent"] in INTENTS
+
+
+def test_llm_start_up_check_runs_a_real_completion_in_a_child_process(tmp_path):
+    from agent.engines import load_llm
+    from agent.models import Choice
+    from agent.stages.llm_llama import cpu_has_amx, smoke_check
+
+    path = choose_llm().path
+    assert smoke_check(path) is None  # the configured model generates tokens (on AMX CPUs without AMX kernels)
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"GGUF" + bytes(4096))
+    reason = smoke_check(broken, timeout_s=60)
+    assert reason and ("failed" in reason or "crashed" in reason)
+    # a model that fails its check is reported and left out; the agent runs on without it
+    assert load_llm(Choice("llm", "llama.cpp", "broken.gguf", broken)) is None
+    print(f"\nCPU has AMX: {cpu_has_amx()}; broken model: {reason}")
