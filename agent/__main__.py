@@ -206,6 +206,11 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument(
         "--privacy", action="store_true", help="only PII redaction accuracy and call-record commit times"
     )
+    bench.add_argument(
+        "--understanding",
+        action="store_true",
+        help="only intents, upset detection and digit strings on the paraphrase sets (--quick: no spoken digits)",
+    )
     bench.add_argument("--out", type=Path, default=Path("bench-results"))
     bench.set_defaults(func=cmd_bench)
 

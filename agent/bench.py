@@ -442,9 +442,42 @@ def run_scenario_bench(args) -> int:
     return 0 if result["scenarios"] else 2
 
 
+def run_understanding_bench(args) -> int:
+    """Intent accuracy, false escalation and digit strings on the paraphrase sets; the text suite per config."""
+    import io
+
+    from agent.brain.chat import run_text_suite
+    from agent.brain.evaluate import digit_accuracy_spoken, understanding_report
+
+    result = understanding_report()
+    for name, row in result["intents"].items():
+        scores = ", ".join(f"{k} {v:.0%}" for k, v in row.items() if k in ("rules", "embedding", "combined"))
+        print(f"intents {name} ({row['cases']} paraphrases): {scores}; embedding {row.get('embedding_ms_median')} ms")
+    for name, row in result["sentiment"].items():
+        print(
+            f"upset detector {name}: false escalation {row['false_escalation_rate']:.1%} of {row['neutral']} neutral,"
+            f" recall {row['upset_recall']:.0%} of {row['upset']} upset"
+        )
+    print(f"digit strings as text: {result['digits_text']['exact']:.1%} of {result['digits_text']['cases']}")
+    if not args.quick:
+        spoken = digit_accuracy_spoken()
+        result["digits_spoken"] = spoken
+        for label, row in spoken.items():
+            print(f"digit strings spoken (Piper 8 kHz → ASR → parser), {label}: {row['exact']:.1%} of {row['cases']}")
+    suite = run_text_suite(PROJECT_ROOT / "scenarios", out=io.StringIO())
+    result["text_suite"] = {"passed": suite["passed"], "scenarios": suite["scenarios"], "per_config": suite["per_config"]}
+    print(f"scenarios as text: {suite['passed']}/{suite['scenarios']}; per config {suite['per_config']}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "understanding.json").write_text(json.dumps(result, indent=2, default=str))
+    print(f"written: {args.out / 'understanding.json'}")
+    return 0
+
+
 def run_bench(args) -> int:
     if args.scenarios:
         return run_scenario_bench(args)
+    if args.understanding:
+        return run_understanding_bench(args)
     if args.privacy:
         result = {"pii": bench_pii(), "store": privacy_store_bench(args.out)}
         print_pii(result["pii"])

@@ -108,7 +108,9 @@ def _asterisk() -> list[Check]:
         checks.append(Check("ami login", FAIL, "the agent's AMI credentials are refused",
                             f"bash scripts/asterisk.sh reload (credentials: {env})"))  # fmt: skip
     host, port = box.agent_host_port
-    checks.append(Check("ports", OK, f"SIP {box.sip_host}:{box.sip_port}, agent {host}:{port}, AMI 127.0.0.1:{box.ami_port}"))
+    checks.append(
+        Check("ports", OK, f"SIP {box.sip_host}:{box.sip_port}, agent {host}:{port}, AMI 127.0.0.1:{box.ami_port}")
+    )
     if box.sip_host not in ("127.0.0.1", "::1") and box.trunk_address == "203.0.113.10":
         checks.append(Check("trunk", WARN, "SIP listens beyond loopback but TRUNK_ADDRESS is the example address",
                             f"set TRUNK_ADDRESS in {env}"))  # fmt: skip
@@ -116,11 +118,15 @@ def _asterisk() -> list[Check]:
 
 
 def _sandbox() -> Check:
-    done = subprocess.run(["bash", str(PROJECT_ROOT / "scripts" / "sandbox.sh"), "check"], capture_output=True, text=True)
+    done = subprocess.run(
+        ["bash", str(PROJECT_ROOT / "scripts" / "sandbox.sh"), "check"], capture_output=True, text=True
+    )
     if done.returncode == 0:
         return Check("sandbox", OK, "nftables no-egress sandbox available")
     reason = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["unknown"]
-    return Check("sandbox", WARN, f"not available: {reason[0]}", "install nftables and run as root (scripts/setup-system.sh)")
+    return Check(
+        "sandbox", WARN, f"not available: {reason[0]}", "install nftables and run as root (scripts/setup-system.sh)"
+    )
 
 
 def _database() -> Check:
@@ -136,7 +142,12 @@ def _database() -> Check:
             db.execute(text("SELECT 1"))
         engine.dispose()
     except Exception as exc:
-        return Check("database", FAIL, f"{where}: {type(exc).__name__}", "bash scripts/postgres.sh start, or unset PHONE_AGENT_DB")
+        return Check(
+            "database",
+            FAIL,
+            f"{where}: {type(exc).__name__}",
+            "bash scripts/postgres.sh start, or unset PHONE_AGENT_DB",
+        )
     return Check("database", OK, where)
 
 

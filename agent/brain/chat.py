@@ -128,7 +128,11 @@ def check(config_dir: Path | None, out=sys.stdout) -> int:
     warnings = 0
     for task in brain.tasks.values():
         slots = ", ".join(f"{s.name} ({s.type}{'' if s.required else ', optional'})" for s in task.slots) or "none"
-        steps = " → ".join(f"{k} {v.tool}" for k, v in (("lookup", task.lookup), ("prepare", task.prepare), ("action", task.action)) if v)
+        steps = " → ".join(
+            f"{k} {v.tool}"
+            for k, v in (("lookup", task.lookup), ("prepare", task.prepare), ("action", task.action))
+            if v
+        )
         print(f"task {task.name}: {task.description}; slots: {slots}; {steps or 'no tool'}", file=out)
         for example in [*task.triggers.examples, *task.triggers.phrases]:
             ranked = brain.matcher.rank(example)

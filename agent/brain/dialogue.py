@@ -30,9 +30,9 @@ from pathlib import Path
 from sqlalchemy import Engine
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-from agent.brain.entities import as_json, digit_runs, is_no, is_yes, parse_slot, reference_readings, say_value
 from agent.brain.dates import parse_time
 from agent.brain.embeddings import load_embeddings
+from agent.brain.entities import as_json, digit_runs, is_no, is_yes, parse_slot, reference_readings, say_value
 from agent.brain.intents import TaskMatcher, content_stems, examples_of, phrase_in, system_intent
 from agent.brain.knowledge import STOPWORDS, Hit, KnowledgeBase
 from agent.brain.numbers import normalize_numbers
@@ -50,7 +50,10 @@ _CORRECTION = re.compile(en.CORRECTION, re.I)
 _UPSET = re.compile(en.UPSET, re.I)
 _QUESTION = re.compile(r"\?|^\W*(what|when|where|which|who|how|why|do|does|is|are|can|could|will|would|should)\b", re.I)
 # asking about something rather than asking for something ("how much does a cleaning cost?")
-_INFO_QUESTION = re.compile(r"^\W*(?:(?:hi|hello|hey|yes|no|okay|so|and|um|uh|also)\W+)*(what|when|where|which|who|how|why|do you|does|is there|are there|are you|is it|is the)\b", re.I)
+_INFO_QUESTION = re.compile(
+    r"^\W*(?:(?:hi|hello|hey|yes|no|okay|so|and|um|uh|also)\W+)*(what|when|where|which|who|how|why|do you|does|is there|are there|are you|is it|is the)\b",
+    re.I,
+)
 NUMERIC_SLOTS = ("digits", "number", "money", "phone")
 SLOT_EVIDENCE = 0.3  # added to a task's match score when the utterance holds a value for its reference slot
 AGREEING_WORD_SCORE = 0.3  # a weak word match and ...
@@ -219,10 +222,17 @@ class Brain:
         if routed != "question" or self.llm is None or self.knowledge_question(text):
             return routed
         labels = [*self.tasks, *en.INTENT_EXAMPLES, "question"]
-        schema = {"type": "object", "properties": {"intent": {"type": "string", "enum": labels}}, "required": ["intent"]}
+        schema = {
+            "type": "object",
+            "properties": {"intent": {"type": "string", "enum": labels}},
+            "required": ["intent"],
+        }
         described = "; ".join(f"{name}: {task.description}" for name, task in self.tasks.items())
         messages = [
-            {"role": "system", "content": f"Classify the caller's request to {self.config.business_name}. Tasks: {described}."},
+            {
+                "role": "system",
+                "content": f"Classify the caller's request to {self.config.business_name}. Tasks: {described}.",
+            },
             {"role": "user", "content": text},
         ]
         try:
@@ -263,7 +273,9 @@ class Brain:
         descriptions = [task.description.rstrip(".") for task in self.tasks.values()]
         if not descriptions:
             return ""
-        return descriptions[0] if len(descriptions) == 1 else f"{', '.join(descriptions[:-1])} {en.AND} {descriptions[-1]}"
+        return (
+            descriptions[0] if len(descriptions) == 1 else f"{', '.join(descriptions[:-1])} {en.AND} {descriptions[-1]}"
+        )
 
     def dialogue(self, caller_id: str | None = None, clock: Callable[[], dt.datetime] = dt.datetime.now) -> Dialogue:
         return Dialogue(self, caller_id, clock)
@@ -280,7 +292,9 @@ class TaskRun:
     asking: str | None = None  # the slot just asked for
     tries: dict[str, int] = field(default_factory=dict)
     prepared: bool = False
-    readings: dict[str, list[str]] = field(default_factory=dict)  # other readings of a reference, tried if it is not found
+    readings: dict[str, list[str]] = field(
+        default_factory=dict
+    )  # other readings of a reference, tried if it is not found
 
 
 @dataclass
@@ -324,6 +338,16 @@ class Dialogue:
         if self.run and self.run.stage in ("slots", "change") and self.run.asking:
             return next((s for s in self.run.task.slots if s.name == self.run.asking), None)
         return None
+
+    @property
+    def asr_hint(self) -> str:
+        """What recognition should expect next: a number, one of a slot's choices, or this deployment's words."""
+        slot = self.expecting
+        if slot is not None and slot.type in ("digits", "phone", "number", "money"):
+            return en.DIGITS_HINT
+        if slot is not None and slot.type == "choice":
+            return en.CHOICE_HINT.format(choices=", ".join(slot.choices))
+        return self.brain.asr_hint
 
     # ---- call start ------------------------------------------------------------
 
@@ -698,7 +722,9 @@ class Dialogue:
                 return slot
         return None
 
-    def _finish(self, task: Task, status: str, fields: dict, tools: list[ToolCall], run: TaskRun | None = None) -> Reply:
+    def _finish(
+        self, task: Task, status: str, fields: dict, tools: list[ToolCall], run: TaskRun | None = None
+    ) -> Reply:
         for outcome in task.outcomes:
             if all(str(fields.get(key)) in values for key, values in outcome.when.items()):
                 if outcome.offer_human:

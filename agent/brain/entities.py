@@ -277,5 +277,8 @@ def as_json(value: object) -> object:
     if isinstance(value, (dt.datetime, dt.date, dt.time)):
         return value.isoformat()
     if isinstance(value, When):
-        return {"day": value.day.isoformat() if value.day else None, "time": value.time.isoformat() if value.time else None}
+        return {
+            "day": value.day.isoformat() if value.day else None,
+            "time": value.time.isoformat() if value.time else None,
+        }
     return value

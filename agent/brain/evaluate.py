@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import time
-from pathlib import Path
 
 import yaml
 
@@ -87,7 +86,7 @@ def false_escalations() -> dict:
         neutral = [c for c in cases if not c["upset"]]
         upset = [c for c in cases if c["upset"]]
 
-        def escalated(text: str) -> bool:
+        def escalated(text: str, brain: Brain = brain) -> bool:
             reply = Dialogue(brain, None, dt.datetime.now)._escalation(text)
             return reply is not None and reply.reason == "caller-upset"
 
@@ -114,6 +113,34 @@ def digit_accuracy() -> dict:
         if got != want:
             misses.append(f"{case['say']!r} → {got} (want {want})")
     return {"exact": round(exact / len(cases), 3), "cases": len(cases), "misses": misses}
+
+
+def digit_accuracy_spoken(limit: int | None = None) -> dict:
+    """The digit strings spoken by Piper at 8 kHz, recognised, then parsed: without and with the number hint."""
+    from agent.caller.runner import CallerVoice
+    from agent.engines import load_transcriber
+    from agent.language.en import DIGITS_HINT
+    from agent.models import choose_asr
+
+    cases = yaml.safe_load(DIGITS.read_text())
+    cases = (cases["cases"] if isinstance(cases, dict) else cases)[:limit]
+    voice, asr = CallerVoice(), load_transcriber(choose_asr())
+    now = dt.datetime.now()
+    result = {}
+    for label, hint in (("no_hint", None), ("number_hint", DIGITS_HINT)):
+        exact, misses = 0, []
+        for case in cases:
+            want = str(case["digits"])
+            stream = asr.open_stream(hint)
+            stream.accept(voice.speak(case["say"]))
+            heard = stream.finish().text
+            slot = Slot(name="number", type="digits", length=len(want), prompt="?")
+            got = parse_slot(slot, heard, now).value
+            exact += got == want
+            if got != want:
+                misses.append(f"{case['say']!r} heard {heard!r} → {got} (want {want})")
+        result[label] = {"exact": round(exact / len(cases), 3), "cases": len(cases), "misses": misses[:20]}
+    return result
 
 
 def understanding_report(embedding: bool = True) -> dict:

@@ -266,7 +266,7 @@ class CallSession:
                                 if previous is not None:
                                     self._superseded_up_to = self._streams - 1
                                 stream = _StreamingRecognition(
-                                    self._engines.asr.open_stream(self._brain.asr_hint),
+                                    self._engines.asr.open_stream(self._asr_hint()),
                                     self._engines.compute,
                                     loop,
                                     self._streams,
@@ -328,7 +328,7 @@ class CallSession:
         pause = media_time - segmenter.last_speech_at
         if pause >= SPECULATE_AFTER_S and _StreamingRecognition.decoding < CORES and not self._engines.compute.waiting:
             endpoint_in_s = segmenter.settings.end_silence_s - pause
-            stream.speculate(self._engines.asr.open_stream(self._brain.asr_hint), media_time, endpoint_in_s)
+            stream.speculate(self._engines.asr.open_stream(self._asr_hint()), media_time, endpoint_in_s)
 
     def _settle_turn(self, media_time: float) -> None:
         """Write the held caller turn once it can no longer be continued (a reply reached the caller,
@@ -594,6 +594,10 @@ class CallSession:
         extra = {"disclosure": discloses_ai(text)} if kind == "greeting" else {}
         self._record.write("bot_turn", kind=kind, text=text, **extra)
         self._history.append({"role": "assistant", "content": text})
+
+    def _asr_hint(self) -> str:
+        """The recognizer's prompt for the next utterance: a number when the bot has just asked for one."""
+        return self._dialogue.asr_hint if self._dialogue else self._brain.asr_hint
 
     async def _respond(self, reply: Reply) -> None:
         """Speak a reply: fixed sentences first, then the answer (generated and checked, or extractive)."""

@@ -50,33 +50,71 @@ INTENT_PATTERNS = {
 # (the same similarity the tasks' examples use), so wordings the patterns above miss still land.
 INTENT_EXAMPLES = {
     "human": [
-        "can I speak to someone", "I'd like to talk to a member of staff", "put me through to somebody",
-        "is there anyone I can talk to", "let me speak to a manager", "I want a real human being",
-        "can someone call me back", "get me the front desk", "can I talk to one of your team",
+        "can I speak to someone",
+        "I'd like to talk to a member of staff",
+        "put me through to somebody",
+        "is there anyone I can talk to",
+        "let me speak to a manager",
+        "I want a real human being",
+        "can someone call me back",
+        "get me the front desk",
+        "can I talk to one of your team",
     ],
     "goodbye": [
-        "that's it thanks bye", "okay I'll let you go now", "speak to you later", "take care, bye bye",
-        "sorry wrong number", "I dialled the wrong number", "great, see you then", "cheers, that's everything",
+        "that's it thanks bye",
+        "okay I'll let you go now",
+        "speak to you later",
+        "take care, bye bye",
+        "sorry wrong number",
+        "I dialled the wrong number",
+        "great, see you then",
+        "cheers, that's everything",
         "all sorted, bye for now",
     ],
     "repeat": [
-        "sorry what was that", "can you repeat that please", "could you say that again more slowly",
-        "I missed that", "I didn't hear you", "pardon", "what did you say", "once more please",
-        "you cut out there", "say the last bit again",
+        "sorry what was that",
+        "can you repeat that please",
+        "could you say that again more slowly",
+        "I missed that",
+        "I didn't hear you",
+        "pardon",
+        "what did you say",
+        "once more please",
+        "you cut out there",
+        "say the last bit again",
     ],
     "cancel_task": [
-        "forget it", "never mind", "don't worry about it", "I've changed my mind", "let's not bother",
-        "stop, I don't want to do that", "scrap that", "cancel that, start again", "I'll sort it out another time",
+        "forget it",
+        "never mind",
+        "don't worry about it",
+        "I've changed my mind",
+        "let's not bother",
+        "stop, I don't want to do that",
+        "scrap that",
+        "cancel that, start again",
+        "I'll sort it out another time",
     ],
     "capabilities": [
-        "what can you help me with", "what can you do", "what kind of things do you handle",
-        "what is this line for", "how does this work", "what can I ask you", "what are my options",
+        "what can you help me with",
+        "what can you do",
+        "what kind of things do you handle",
+        "what is this line for",
+        "how does this work",
+        "what can I ask you",
+        "what are my options",
         "what services does this line offer",
     ],
     "identity": [
-        "am I talking to a robot", "is this a real person", "are you a machine", "is this automated",
-        "is this an AI", "are you a computer", "is this a recording", "who am I speaking to",
-        "are you human", "you're not a real person are you",
+        "am I talking to a robot",
+        "is this a real person",
+        "are you a machine",
+        "is this automated",
+        "is this an AI",
+        "are you a computer",
+        "is this a recording",
+        "who am I speaking to",
+        "are you human",
+        "you're not a real person are you",
     ],
 }
 # how upset callers say it, whatever the business (the config adds its own upset_phrases)
@@ -85,7 +123,9 @@ YES = r"^\W*(yes|yeah|yep|yup|ya|sure|correct|right|please do|please|ok(ay)?|tha
 NO = r"^\W*(no|nope|not really|nah|don'?t|wrong|not that|neither|negative|that'?s (wrong|not right|incorrect))\b"
 # corrections: "no, I said ...", "I meant ...", "actually ..." (the new value follows)
 CORRECTION = r"\b(i said|i meant|i mean|actually|sorry,? (it'?s|i meant)|not .{1,20}, )\b"
-FILLERS = frozenset({"uh", "um", "erm", "hmm", "mm", "er", "ah", "like", "so", "well", "okay", "ok", "yeah", "hi", "hello"})
+FILLERS = frozenset(
+    {"uh", "um", "erm", "hmm", "mm", "er", "ah", "like", "so", "well", "okay", "ok", "yeah", "hi", "hello"}
+)
 # no topic on their own: "am"/"pm" alone matched the opening hours ("8 am") when a mumble was heard as "I am"
 STOPWORDS = frozenset(
     """a an and are as at be by can could do does for from have how i if in is it me my of on or our
@@ -126,5 +166,8 @@ SENTENCES = {
     "keypad_hint": "You can also type it on your keypad and press hash.",
     "digits_wrong_length": "That was {count} digits; I need {length}.",
 }
+# what recognition is told when the bot has just asked for a number (Whisper's prompt)
+DIGITS_HINT = "The caller reads out a number, digit by digit or in groups: 4 1 1 2, 7 7 0 3 9, 0 4 1 5 5 5 0 1 2 3."
+CHOICE_HINT = "The caller answers with one of: {choices}."
 # how slot values are said back
 AND = "and"

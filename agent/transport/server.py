@@ -26,7 +26,6 @@ import collections
 import logging
 import signal
 import socket
-import time
 
 from agent.brain.dialogue import Brain
 from agent.brain.tools.orders import OrdersError

@@ -2,7 +2,7 @@
 
 import pytest
 
-from agent.config import discloses_ai, CONFIGS_DIR, DEFAULT_CONFIG_DIR, ConfigError, load_config
+from agent.config import CONFIGS_DIR, DEFAULT_CONFIG_DIR, ConfigError, discloses_ai, load_config
 
 BASE = "business_name: X\ngreeting: hi, I am the virtual assistant\npersona: p\n"
 

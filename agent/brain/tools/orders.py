@@ -39,6 +39,8 @@ class Orders:
         if not column or not phone:
             return None
         mine = [
-            r for r in self._by_number.values() if r.get(column) == phone and r[self.rules.status_column] not in self.rules.closed_statuses
+            r
+            for r in self._by_number.values()
+            if r.get(column) == phone and r[self.rules.status_column] not in self.rules.closed_statuses
         ]
         return mine[-1] if mine else None
