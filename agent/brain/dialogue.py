@@ -44,7 +44,6 @@ from agent.stages.base import ChatModel
 
 log = logging.getLogger(__name__)
 
-MIN_ANSWER_SCORE = 1.0  # BM25 below this is a weak match: better to say we do not know
 LARGE_MODEL_BYTES = 600 << 20  # GGUF files above this (≈1B+ params) are trusted to phrase answers
 _CORRECTION = re.compile(en.CORRECTION, re.I)
 _UPSET = re.compile(en.UPSET, re.I)
@@ -266,7 +265,7 @@ class Brain:
     def knowledge_question(self, text: str) -> bool:
         """An information question the documents answer: it wins over a task matched only by similarity."""
         return bool(_INFO_QUESTION.search(text)) and any(
-            h.score >= MIN_ANSWER_SCORE for h in self.knowledge.search(text)
+            True for _ in self.knowledge.answers(text)
         )
 
     def capabilities(self) -> str:
@@ -533,7 +532,7 @@ class Dialogue:
         return None
 
     async def _question(self, text: str) -> Reply:
-        hits = [h for h in self.brain.knowledge.search(text) if h.score >= MIN_ANSWER_SCORE]
+        hits = self.brain.knowledge.answers(text)
         if not hits:
             if len([w for w in re.findall(r"[a-z]{3,}", text.lower()) if w not in STOPWORDS]) < 2:
                 return self._not_understood()  # a mumble, not a question
@@ -591,7 +590,7 @@ class Dialogue:
         match = self.brain.matcher.best(text)
         if match is not None and match.task != run.task.name and match.via == "phrase":
             return await self._start(self.brain.tasks[match.task], text)
-        hits = [h for h in self.brain.knowledge.search(text) if h.score >= MIN_ANSWER_SCORE]
+        hits = self.brain.knowledge.answers(text)
         if hits and _QUESTION.search(text):
             back = self.config.say("back_to_task", task=run.task.description.rstrip(".").lower())
             then = [back, self._prompt(run, slot)] if slot else [back]
@@ -702,11 +701,19 @@ class Dialogue:
                 run.fields[name] = readings.pop(0)
                 result = await self._tool(task.action, run, tools)
         fields = {**run.fields, **result.data}
+        if result.status == "not_found" and self._identifier_exhausted(run):
+            not_found = self._fill(task.replies.not_found or self.config.say("tool_not_found"), fields, run)
+            return transfer(self.config, "reference-not-found", f"{not_found} {self.config.say('give_up_slot')}")
         if result.status == "not_found" and (retry := self._retry_identifier(run)):
             not_found = self._fill(task.replies.not_found or self.config.say("tool_not_found"), fields, run)
             again = fill(retry.reprompt, self._say_fields(run)) if retry.reprompt else self._prompt(run, retry)
             return Reply(say=[not_found, again], tools=tools, intent=task.name, understood=False)
         return self._finish(task, result.status, fields, tools, run)
+
+    def _identifier_exhausted(self, run: TaskRun) -> bool:
+        """The caller has given a reference the tool does not know as often as the slot allows."""
+        slots = [s for s in run.task.slots if s.name in run.given and s.identifier]
+        return bool(slots) and run.tries.get(slots[-1].name, 0) + 1 >= slots[-1].tries
 
     def _retry_identifier(self, run: TaskRun) -> Slot | None:
         """A reference that matched nothing is asked again (it was probably misheard), within its tries."""

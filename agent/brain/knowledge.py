@@ -41,6 +41,16 @@ class Passage:
 class Hit:
     passage: Passage
     score: float  # higher is better (negated BM25)
+    covered: int = 0  # how many of the question's terms the passage contains
+
+    @property
+    def relevant(self) -> bool:
+        """Good enough to answer from. BM25 alone fails a small knowledge base (one document: every
+        term's IDF is near zero), so two question terms found in the passage count too."""
+        return self.score >= MIN_ANSWER_SCORE or self.covered >= 2
+
+
+MIN_ANSWER_SCORE = 1.0  # BM25 below this is a weak match: better to say we do not know
 
 
 def split_passages(text: str, source: str) -> list[tuple[str, str, int]]:
@@ -101,4 +111,13 @@ class KnowledgeBase:
             (match, limit),
         ).fetchall()
         by_id = {p.id: p for p in self.passages}
-        return [Hit(by_id[rowid], -score) for rowid, score in rows]
+        return [Hit(by_id[rowid], -score, _covered(terms, by_id[rowid])) for rowid, score in rows]
+
+    def answers(self, query: str) -> list[Hit]:
+        """The passages relevant enough to answer `query` from, best first."""
+        return [hit for hit in self.search(query) if hit.relevant]
+
+
+def _covered(terms: list[str], passage: Passage) -> int:
+    words = {w[:5] for w in re.findall(r"[a-z0-9]+", f"{passage.title} {passage.text}".lower())}
+    return sum(1 for t in dict.fromkeys(terms) if t[:5] in words and not t.isdigit())
