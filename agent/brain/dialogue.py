@@ -34,7 +34,7 @@ from agent.brain.dates import parse_time
 from agent.brain.embeddings import load_embeddings
 from agent.brain.entities import as_json, digit_runs, is_no, is_yes, parse_slot, reference_readings, say_value
 from agent.brain.intents import TaskMatcher, content_stems, examples_of, phrase_in, system_intent
-from agent.brain.knowledge import STOPWORDS, Hit, KnowledgeBase
+from agent.brain.knowledge import MIN_SIMILARITY, STOPWORDS, Hit, KnowledgeBase, sentences_of
 from agent.brain.numbers import normalize_numbers
 from agent.brain.tools import ToolBox, ToolContext, ToolResult
 from agent.config import AgentConfig, Slot, Task, Triggers, fill
@@ -154,7 +154,7 @@ class Brain:
         llm: ChatModel | None = None,
     ) -> None:
         self.config = config
-        self.knowledge = KnowledgeBase.from_directory(config.knowledge_dir)
+        self.knowledge = KnowledgeBase.from_directory(config.knowledge_dir, config.understanding.embeddings)
         self.tools = ToolBox(config, engine)
         self.calendar = self.tools.calendar
         self.tasks = {task.name: task for task in [*config.tasks, *legacy_webhook_tasks(config)]}
@@ -817,9 +817,12 @@ def asr_hint(config: AgentConfig, tasks: list[Task]) -> str:
 def extractive_answer(question: str, hits: list[Hit], max_sentences: int = 2) -> str:
     """The sentences of the best passage that share the most words with the question."""
     words = _stems(question) - STOPWORDS
-    sentences = re.split(r"(?<=[.!?])\s+", hits[0].passage.text)
+    hit = hits[0]
+    sentences = sentences_of(hit.passage.text)
     scores = [len(_stems(s) & words) for s in sentences]
     top = max(scores)
+    if top == 0 and hit.sentence is not None and hit.similarity >= MIN_SIMILARITY:
+        return sentences[hit.sentence]  # no word in common, the meaning is ("Amex")
     best = [i for i, score in enumerate(scores) if score == top][:max_sentences] if top else [0]
     return " ".join(sentences[i] for i in best)
 

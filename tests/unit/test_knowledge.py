@@ -36,10 +36,10 @@ def test_passages_know_their_source(kb):
 
 
 def test_nothing_relevant_returns_nothing(kb):
-    assert kb.search("hello um yes") == []
-    assert kb.search("quantum chromodynamics") == []
-    assert kb.search("I am") == []  # a mumble as Whisper heard it, not the hours' "8 am"
-    assert kb.search("Hmm, I'm") == []
+    assert kb.answers("hello um yes") == []
+    assert kb.answers("quantum chromodynamics") == []
+    assert kb.answers("I am") == []  # a mumble as Whisper heard it, not the hours' "8 am"
+    assert kb.answers("Hmm, I'm") == []
 
 
 def test_split_passages_headings_and_paragraphs():
