@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 LARGE_MODEL_BYTES = 600 << 20  # GGUF files above this (≈1B+ params) are trusted to phrase answers
 _CORRECTION = re.compile(en.CORRECTION, re.I)
 _UPSET = re.compile(en.UPSET, re.I)
+_REQUEST = re.compile(en.REQUEST, re.I)
 _QUESTION = re.compile(r"\?|^\W*(what|when|where|which|who|how|why|do|does|is|are|can|could|will|would|should)\b", re.I)
 # asking about something rather than asking for something ("how much does a cleaning cost?")
 _INFO_QUESTION = re.compile(
@@ -479,7 +480,7 @@ class Dialogue:
         """Negative sentiment alone is not upset: "my parcel arrived damaged, how do returns work?" is a request."""
         if self.brain.sentiment.polarity_scores(text)["compound"] >= self.config.escalation.upset_threshold:
             return False
-        return not (_QUESTION.search(text) or self.brain.matcher.best(text) or self.run)
+        return not (_QUESTION.search(text) or _REQUEST.search(text) or self.brain.matcher.best(text) or self.run)
 
     def _not_understood(self) -> Reply:
         self.misunderstood += 1
