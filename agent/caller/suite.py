@@ -8,7 +8,6 @@ so scenarios do not depend on each other or on the appliance's real data.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import sys
 import tempfile
@@ -22,6 +21,7 @@ from agent.brain.tools.calendar import Calendar, appointments
 from agent.caller.runner import CallerVoice, TemporaryAgent, place_call
 from agent.caller.scenario import Scenario, load_scenario
 from agent.config import load_box_settings, load_config
+from agent.examples.servers import example_backends
 from agent.store.db import make_engine
 
 
@@ -70,32 +70,15 @@ def run_suite(directory: Path, out=sys.stderr) -> dict:
         groups[scenario.config_dir()].append(scenario)
     voice = CallerVoice()
     reports: list[dict] = []
-    crm = None
-    with contextlib.suppress(OSError):  # the shop example's webhook backend, unless one is running
-        from agent.examples import crm as crm_module
-
-        crm = crm_module.start(8099)
-    backends = []  # the example backend of each config that describes one (backend.yaml)
-    for config_dir in groups:
-        if (config_dir / "backend.yaml").is_file():
-            with contextlib.suppress(OSError):  # unless one is running already
-                from agent.examples import backend as backend_module
-
-                backends.append(backend_module.start(config_dir))
-    try:
-        with tempfile.TemporaryDirectory(prefix="scenario-db-") as tmp:
-            for config_dir, group in groups.items():
-                print(f"{config_dir.name}: {len(group)} scenario(s)", file=out)
-                agent = TemporaryAgent(config_dir, database=f"sqlite:///{Path(tmp) / (config_dir.name + '.db')}")
-                agent.start()
-                try:
-                    reports += asyncio.run(_run_group(group, agent, voice, out))
-                finally:
-                    agent.stop()
-    finally:
-        for server in ([crm] if crm is not None else []) + backends:
-            server.shutdown()
-            server.server_close()
+    with example_backends(groups), tempfile.TemporaryDirectory(prefix="scenario-db-") as tmp:
+        for config_dir, group in groups.items():
+            print(f"{config_dir.name}: {len(group)} scenario(s)", file=out)
+            agent = TemporaryAgent(config_dir, database=f"sqlite:///{Path(tmp) / (config_dir.name + '.db')}")
+            agent.start()
+            try:
+                reports += asyncio.run(_run_group(group, agent, voice, out))
+            finally:
+                agent.stop()
     passed = sum(r["passed"] for r in reports)
     return {
         "scenarios": len(reports),
