@@ -14,10 +14,13 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
+from sqlalchemy import delete
+
 from agent.brain.dates import parse_day
 from agent.brain.dialogue import Brain, Dialogue, Reply
+from agent.brain.tools.calendar import appointments
 from agent.caller.scenario import Scenario, check_expectations, load_scenario
-from agent.config import AgentConfig, load_config
+from agent.config import load_config
 from agent.store.db import make_engine
 
 
@@ -72,13 +75,17 @@ def run_text_suite(directory: Path, out=sys.stdout, now: dt.datetime | None = No
     per_config: dict[str, list[bool]] = defaultdict(list)
     reports = []
     with example_backends(), tempfile.TemporaryDirectory(prefix="chat-suite-") as tmp:
-        configs: dict[Path, AgentConfig] = {}
-        for index, scenario in enumerate(scenarios):
+        brains: dict[Path, Brain] = {}  # one per config (building one embeds its examples)
+        for scenario in scenarios:
             config_dir = scenario.config_dir()
-            config = configs.setdefault(config_dir, load_config(config_dir))
-            engine = make_engine(f"sqlite:///{Path(tmp) / f'{index}.db'}")
-            report = asyncio.run(run_text_scenario(scenario, Brain(config, engine), now))
-            engine.dispose()
+            if config_dir not in brains:
+                engine = make_engine(f"sqlite:///{Path(tmp) / f'{config_dir.name}.db'}")
+                brains[config_dir] = Brain(load_config(config_dir), engine)
+            brain = brains[config_dir]
+            if brain.calendar is not None:
+                with brain.calendar.engine.begin() as db:  # each scenario starts with an empty calendar
+                    db.execute(delete(appointments))
+            report = asyncio.run(run_text_scenario(scenario, brain, now))
             report["file"] = str(scenario.path)
             reports.append(report)
             per_config[config_dir.name].append(report["passed"])
