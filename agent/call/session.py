@@ -13,15 +13,14 @@ import collections
 import enum
 import logging
 import os
-import threading
 import time
 from dataclasses import dataclass
 
 from agent.audio.pcm import resample
 from agent.audio.vad import SpeechDetector, SpeechSegmenter, VadEvent
-from agent.brain.dialogue import Answer, Brain, Dialogue, Reply, transfer
-from agent.brain.grounding import unsupported_facts
-from agent.call.clauses import ClauseSplitter, speakable, split_clauses
+from agent.brain.answers import answer_clauses
+from agent.brain.dialogue import Brain, Dialogue, Reply, transfer
+from agent.call.clauses import speakable, split_clauses
 from agent.call.playout import FRAME, FRAME_S, Playout
 from agent.call.recording import CallRecording
 from agent.config import AgentConfig, discloses_ai
@@ -614,11 +613,12 @@ class CallSession:
                     await self._speak_timed(clause, started, timings)
             if reply.answer is not None:
                 sources = reply.answer.sources
-                if self._brain.generate_answers:
-                    await self._generate_answer(reply.answer, started, timings)
-                else:
-                    for clause in split_clauses(reply.answer.extractive):
-                        await self._speak_timed(clause, started, timings, reusable=True)
+
+                def blocked(facts: int) -> None:
+                    self._record.write("grounding_block", reply_to=self._reply_to, facts=facts)
+
+                async for clause in answer_clauses(self._brain, reply.answer, self._history, blocked):
+                    await self._speak_timed(clause.text, started, timings, reusable=clause.reusable)
             for sentence in reply.then:  # back to the task the question interrupted
                 for clause in split_clauses(sentence):
                     await self._speak_timed(clause, started, timings)
@@ -640,48 +640,6 @@ class CallSession:
                 interrupted=interrupted,
                 **{k: round(v) for k, v in timings.items()},
             )
-
-    async def _generate_answer(self, answer: Answer, started: float, timings: dict[str, float]) -> None:
-        """LLM → clauses → grounding check → TTS, streamed; an unsupported clause is never spoken."""
-        facts = "\n".join(f"- {text}" for text in answer.evidence)
-        messages = [
-            {"role": "system", "content": f"{self._config.system_prompt()}\n\nFacts:\n{facts}"},
-            *self._history[-6:],
-        ]
-        loop = asyncio.get_running_loop()
-        pieces: asyncio.Queue[str | None] = asyncio.Queue()
-        stop = threading.Event()
-
-        def generate() -> None:
-            try:
-                for piece in self._engines.llm.stream_reply(messages, stop.is_set):
-                    loop.call_soon_threadsafe(pieces.put_nowait, piece)
-            except Exception:  # a model failure must not kill the call: the extractive answer stands in
-                log.exception("call %s: LLM generation failed", self.call_id)
-            finally:
-                loop.call_soon_threadsafe(pieces.put_nowait, None)
-
-        splitter = ClauseSplitter()
-        spoken_before = len(self._spoken)
-        generator = loop.run_in_executor(None, generate)
-        try:
-            while True:
-                piece = await pieces.get()
-                clauses = splitter.flush() if piece is None else splitter.feed(piece)
-                for clause in clauses:
-                    invented = unsupported_facts(clause, answer.evidence, said_by_caller=answer.question)
-                    if invented:
-                        self._record.write("grounding_block", reply_to=self._reply_to, facts=len(invented))
-                        stop.set()
-                        if len(self._spoken) == spoken_before:
-                            await self._speak_timed(answer.extractive, started, timings, reusable=True)
-                        return
-                    await self._speak_timed(clause, started, timings)
-                if piece is None:
-                    return
-        finally:
-            stop.set()
-            await asyncio.shield(generator)
 
     async def _speak_timed(
         self, clause: str, started: float, timings: dict[str, float], reusable: bool = False
