@@ -46,11 +46,19 @@ def _spoken_groups(text: str) -> list[str]:
     runs, current = [], []
 
     def close() -> None:
-        while current and current[-1] in _JOINERS:
-            current.pop()
-        spelled = spoken_digits(" ".join(t for t in current if t not in _JOINERS)) if current else None
-        if spelled and len(spelled) >= 2:
-            runs.append(spelled)
+        # each group between pauses (commas) is read on its own: "fifty, oh one, two" = 50 01 2
+        groups, group = [], []
+        for token in [*current, ","]:
+            if token in (",", "."):
+                if group:
+                    groups.append(spoken_digits(" ".join(group)))
+                group = []
+            elif token not in _JOINERS:
+                group.append(token)
+        if groups and all(groups):
+            spelled = "".join(groups)
+            if len(spelled) >= 2:
+                runs.append(spelled)
         current.clear()
 
     for token in _NUMBER_TOKEN.findall(text.lower()):
@@ -64,13 +72,21 @@ def _spoken_groups(text: str) -> list[str]:
     return runs
 
 
+# ASR writes "double eight" as "double 8" and "triple three nine" as "Triple 39"
+_REPEATED_DIGIT = re.compile(r"\b(double|triple)[\s-]*(\d)", re.I)
+
+
+def _repeat_digit(match: re.Match) -> str:
+    return match.group(2) * en.REPEATS[match.group(1).lower()]
+
+
 def digit_runs(text: str, compounds: bool = True) -> list[str]:
     """Every number in the utterance as one digit string, groups read with pauses joined.
 
     With `compounds`, numbers said in pairs or as words ("forty-one twelve") count too;
     without, only numerals and digit-by-digit readings (evidence that a reference was said).
     """
-    normalized = normalize_numbers(text)
+    normalized = _REPEATED_DIGIT.sub(_repeat_digit, normalize_numbers(text))
     runs = [re.sub(r"\D", "", m.group()) for m in _GROUPED.finditer(normalized)]
     if compounds:
         spoken = [r for r in _spoken_groups(text) if len(r) > max((len(x) for x in runs), default=0)]

@@ -56,6 +56,8 @@ def _compound(tokens: list[str]) -> tuple[int | None, int]:
     for token in tokens:
         if token in _TENS and current % 100 == 0:
             current += _TENS[token]
+        elif token in ("oh", "o", "nought") and used:
+            break  # "fifty oh one" is 5-0, 0-1 read in groups, never 50 + 0
         elif token in _UNITS and (current % 10 == 0 or current == 0):
             if current % 100 >= 20 and _UNITS[token] >= 10:
                 break

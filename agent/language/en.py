@@ -118,7 +118,7 @@ INTENT_EXAMPLES = {
     ],
 }
 # how upset callers say it, whatever the business (the config adds its own upset_phrases)
-UPSET = r"\b(fed up|sick (and tired )?of|had enough|fuming|furious|livid|disgust(ed|ing)|disgrace|unacceptable|ridiculous|useless|pathetic|stupid|waste of (my )?time|nobody (ever )?(answers|helps|calls|cares|gets back)|never (again|answers)|(a|an absolute|a complete) joke|appalling|outrageous|(want|going) to complain|(make|making|file) a (formal )?complaint|ripped (me )?off|lied to|are you kidding|my lawyer|sort this out now)\b"
+UPSET = r"\b(fed up|sick (and tired )?of|had enough|fuming|furious|livid|disgust(ed|ing)|disgrace|unacceptable|ridiculous|useless|pathetic|stupid|waste of (my )?time|nobody (ever )?(answers|helps|calls|cares|gets back)|never (again|answers)|(is|what) (a|an absolute|a complete|such a) joke|(an absolute|a complete) joke|appalling|outrageous|(want|going) to complain|(make|making|file) a (formal )?complaint|ripped (me )?off|lied to|are you kidding|my lawyer|sort this out now)\b"
 # a request anywhere in the sentence ("my car's making a horrible noise, can someone check it"): not upset by tone alone
 REQUEST = r"\?|\b(can|could|would|will|do|does|did|is|are|how|what|when|where|which)\s+(you|i|we|someone|somebody|anyone|it|they|there|that|this)\b|\bhow (much|soon|long|do)\b"
 YES = r"^\W*(yes|yeah|yep|yup|ya|sure|correct|right|please do|please|ok(ay)?|that'?s (fine|right|good|correct|great|it)|sounds good|perfect|go ahead|do it|great|absolutely|definitely|of course|affirmative|that works|fine)\b"
