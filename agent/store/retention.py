@@ -44,6 +44,7 @@ def purge(
     now: dt.datetime | None = None,
     recordings: Path | None = None,
     asterisk_logs: Path | None = None,
+    voicemails: Path | None = None,
 ) -> PurgeReport:
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     report = PurgeReport()
@@ -79,13 +80,14 @@ def purge(
         cutoff = now - dt.timedelta(days=rules.appointments_days)
         report.appointments_deleted = conn.execute(delete(appointments).where(appointments.c.start < cutoff)).rowcount
 
+    cutoff_ts = (now - dt.timedelta(days=rules.recordings_days)).replace(tzinfo=dt.UTC).timestamp()
     directory = recordings or RECORDINGS_DIR
-    if directory.is_dir():
-        cutoff_ts = (now - dt.timedelta(days=rules.recordings_days)).replace(tzinfo=dt.UTC).timestamp()
-        for path in directory.glob("*.wav"):
-            if path.stat().st_mtime < cutoff_ts:
-                path.unlink()
-                report.recordings_deleted += 1
+    # call recordings, and the voicemails callers leave when no human answers (voice + number)
+    voicemail = voicemails if voicemails is not None else VOICEMAIL_DIR
+    for path in [*_files(directory, "*.wav"), *_files(voicemail, "*/INBOX/msg*"), *_files(voicemail, "*/Old/msg*")]:
+        if path.stat().st_mtime < cutoff_ts:
+            path.unlink()
+            report.recordings_deleted += 1
     # Asterisk's own call records carry caller numbers: same clock as the agent's call records
     logs = asterisk_logs or next((p for p in ASTERISK_LOG_DIRS if p.is_dir()), None)
     if logs is not None:
@@ -96,6 +98,11 @@ def purge(
 
 
 ASTERISK_LOG_DIRS = (ASTERISK_ROOT / "var/log/asterisk", Path("/var/log/asterisk"))
+VOICEMAIL_DIR = ASTERISK_ROOT / "var/spool/asterisk/voicemail/phone-agent"
+
+
+def _files(directory: Path, pattern: str) -> list[Path]:
+    return [p for p in directory.glob(pattern) if p.is_file()] if directory.is_dir() else []
 
 
 def _cdr_time(line: str) -> dt.datetime | None:

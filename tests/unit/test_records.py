@@ -101,6 +101,10 @@ def test_purge_keeps_daily_counts_and_drops_text_then_calls(database_url, tmp_pa
         )  # fmt: skip
     (tmp_path / "rec").mkdir()
     (tmp_path / "rec" / "old.wav").write_bytes(b"RIFF")
+    inbox = tmp_path / "vm" / "100" / "INBOX"  # a voicemail left when no human answered: voice and number
+    inbox.mkdir(parents=True)
+    (inbox / "msg0000.wav").write_bytes(b"RIFF")
+    (inbox / "msg0000.txt").write_text("callerid=+15550100\n")
     cdr = tmp_path / "asterisk" / "cdr-csv"
     cdr.mkdir(parents=True)
     (cdr / "Master.csv").write_text(
@@ -110,8 +114,9 @@ def test_purge_keeps_daily_counts_and_drops_text_then_calls(database_url, tmp_pa
     (tmp_path / "asterisk" / "queue_log").write_text("1577869200|c|humans|NONE|ENTERQUEUE||+15550100|1\n")
 
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    soon = purge(engine, rules, now + dt.timedelta(days=8), tmp_path / "rec", tmp_path / "asterisk")
-    assert soon.transcripts_purged == 2 and soon.calls_deleted == 0 and soon.recordings_deleted == 1
+    soon = purge(engine, rules, now + dt.timedelta(days=8), tmp_path / "rec", tmp_path / "asterisk", tmp_path / "vm")
+    assert soon.transcripts_purged == 2 and soon.calls_deleted == 0 and soon.recordings_deleted == 3
+    assert not any(inbox.iterdir())
     assert soon.appointments_deleted == 1
     assert soon.asterisk_log_lines_deleted == 2  # the 2020 CDR and queue_log lines
     assert "+15550100" not in (cdr / "Master.csv").read_text() and "+15550101" in (cdr / "Master.csv").read_text()
