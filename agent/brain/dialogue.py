@@ -51,7 +51,8 @@ _REQUEST = re.compile(en.REQUEST, re.I)
 _QUESTION = re.compile(r"\?|^\W*(what|when|where|which|who|how|why|do|does|is|are|can|could|will|would|should)\b", re.I)
 # asking about something rather than asking for something ("how much does a cleaning cost?")
 _INFO_QUESTION = re.compile(
-    r"^\W*(?:(?:hi|hello|hey|yes|no|okay|so|and|um|uh|also)\W+)*(what|when|where|which|who|how|why|do you|does|is there|are there|are you|is it|is the)\b",
+    r"^\W*(?:(?:hi|hello|hey|yes|no|okay|so|and|um|uh|also|sorry|actually|oh|wait|one more thing)\W+)*"
+    r"(what|when|where|which|who|how|why|do you|does|is there|are there|are you|is it|is the)\b",
     re.I,
 )
 NUMERIC_SLOTS = ("digits", "number", "money", "phone")
@@ -210,7 +211,7 @@ class Brain:
             return top.task
         if self.embeddings is not None and not informational and len(content_stems(text)) >= 2:
             label, similarity = self.embeddings.nearest(text)
-            agrees = top is not None and label == top.task and top_score >= AGREEING_WORD_SCORE
+            agrees = label in self.tasks and top is not None and label == top.task and top_score >= AGREEING_WORD_SCORE
             if similarity >= self.embeddings.threshold or (agrees and similarity >= AGREEING_EMBEDDING):
                 return label
         return "question"
@@ -265,9 +266,7 @@ class Brain:
 
     def knowledge_question(self, text: str) -> bool:
         """An information question the documents answer: it wins over a task matched only by similarity."""
-        return bool(_INFO_QUESTION.search(text)) and any(
-            True for _ in self.knowledge.answers(text)
-        )
+        return bool(_INFO_QUESTION.search(text)) and any(True for _ in self.knowledge.answers(text))
 
     def capabilities(self) -> str:
         descriptions = [task.description.rstrip(".") for task in self.tasks.values()]
