@@ -805,6 +805,11 @@ class Dialogue:
         return fill(template, self._say_fields(run, fields))
 
 
+def decision_schema(labels: list[str]) -> dict:
+    """The JSON schema the LLM's decision is constrained to: one of the labels, nothing else."""
+    return {"type": "object", "properties": {"intent": {"type": "string", "enum": labels}}, "required": ["intent"]}
+
+
 def asr_hint(config: AgentConfig, tasks: list[Task]) -> str:
     """Words this deployment expects, for speech recognisers that take a prompt."""
     parts = [f"{config.business_name}."]

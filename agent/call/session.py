@@ -13,13 +13,15 @@ import collections
 import enum
 import logging
 import os
+import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from agent.audio.pcm import resample
 from agent.audio.vad import SpeechDetector, SpeechSegmenter, VadEvent
 from agent.brain.answers import answer_clauses
 from agent.brain.dialogue import Brain, Dialogue, Reply, transfer
+from agent.brain.entities import digit_runs
 from agent.call.clauses import speakable, split_clauses
 from agent.call.playout import FRAME, FRAME_S, Playout
 from agent.call.recording import CallRecording
@@ -41,6 +43,8 @@ UUID_TIMEOUT_S = 2.0
 SPECULATE_AFTER_S = 0.12
 CORES = os.cpu_count() or 2
 DIGIT_PAUSE_S = 3.0  # keypad entry ends with # or this long a pause
+NUMBER_HOLD_S = 0.7  # an utterance ending in a number waits this long for the caller's next group
+_ENDS_WITH_DIGIT = re.compile(r"\d\W*$")
 
 
 class Outcome(enum.StrEnum):
@@ -61,6 +65,7 @@ class Utterance:
     stream_no: int = 0  # which speech segment of the call this is
     endpoint_ms: float = 0.0  # the silence the endpointer waited for before closing the utterance
     first_stream: int = 0  # the first speech segment it covers (earlier than stream_no when it continues)
+    held: bool = False  # waited for once already (it ended in the middle of a number)
 
 
 @dataclass(frozen=True)
@@ -335,6 +340,23 @@ class CallSession:
         if self._record.held_stream and not self._may_continue(self._record.held_stream, media_time):
             self._record.settle()
 
+    def _number_unfinished(self, text: str) -> bool:
+        """Does the utterance end in the middle of a number (digits last, and not yet as many as asked for)?"""
+        if not _ENDS_WITH_DIGIT.search(text):
+            return False
+        slot = self._dialogue.expecting if self._dialogue else None
+        if slot is not None and slot.type == "digits" and slot.length:
+            runs = digit_runs(text)
+            return not runs or len(runs[-1]) < slot.length
+        return True
+
+    def _hold_then_requeue(self, utterance: Utterance) -> None:
+        async def later() -> None:
+            await asyncio.sleep(NUMBER_HOLD_S)
+            await self._events.put(replace(utterance, held=True))  # skipped there if the caller went on
+
+        asyncio.get_running_loop().create_task(later())
+
     def _may_continue(self, number: int, media_time: float) -> bool:
         """Whether the turn heard in segment `number` may still be taken back: speech going on from it
         has started, or may still start (see `_continued_utterance`)."""
@@ -433,6 +455,10 @@ class CallSession:
                 case Utterance(text=""):
                     self._record.settle()  # nothing replaces the turn before it
                     self._record.write("turn_empty")
+                case Utterance() as utterance if self._number_unfinished(utterance.text) and not utterance.held:
+                    # a caller reading a number pauses between its groups: wait a moment for the rest; the
+                    # continuation then arrives as one longer utterance, and this half is never answered
+                    self._hold_then_requeue(utterance)
                 case Utterance() as utterance:
                     silence_prompts = 0
                     await self._interrupt(None)

@@ -154,11 +154,12 @@ def test_llm_stops_when_asked(llm):
 
 
 def test_llm_decisions_are_constrained_to_the_schema(llm):
-    from agent.brain.dialogue import INTENT_SCHEMA, INTENTS
+    from agent.brain.dialogue import decision_schema
 
+    labels = ["book_appointment", "cancel_appointment", "human", "question"]
     for request in ("I want to book a cleaning", "Let me talk to a person", "blue elephants dancing"):
-        result = llm.complete_json([{"role": "user", "content": request}], INTENT_SCHEMA)
-        assert set(result) == {"intent"} and result["intent"] in INTENTS
+        result = llm.complete_json([{"role": "user", "content": request}], decision_schema(labels))
+        assert set(result) == {"intent"} and result["intent"] in labels
 
 
 def test_llm_start_up_check_runs_a_real_completion_in_a_child_process(tmp_path):
