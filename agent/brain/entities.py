@@ -76,6 +76,10 @@ def _spoken_groups(text: str) -> list[str]:
 _REPEATED_DIGIT = re.compile(r"\b(double|triple)[\s-]*(\d)", re.I)
 
 
+# "5 to 0 double 4": a digit's homophone between two digits is that digit
+_HOMOPHONE_BETWEEN = re.compile(rf"(?<=\d )({'|'.join(en.DIGIT_HOMOPHONES)})(?= \d)", re.I)
+
+
 def _repeat_digit(match: re.Match) -> str:
     return match.group(2) * en.REPEATS[match.group(1).lower()]
 
@@ -87,6 +91,7 @@ def digit_runs(text: str, compounds: bool = True) -> list[str]:
     without, only numerals and digit-by-digit readings (evidence that a reference was said).
     """
     normalized = _REPEATED_DIGIT.sub(_repeat_digit, normalize_numbers(text))
+    normalized = _HOMOPHONE_BETWEEN.sub(lambda m: en.DIGIT_HOMOPHONES[m.group(1).lower()], normalized)
     runs = [re.sub(r"\D", "", m.group()) for m in _GROUPED.finditer(normalized)]
     if compounds:
         spoken = [r for r in _spoken_groups(text) if len(r) > max((len(x) for x in runs), default=0)]
