@@ -48,6 +48,7 @@ LARGE_MODEL_BYTES = 600 << 20  # GGUF files above this (≈1B+ params) are trust
 _CORRECTION = re.compile(en.CORRECTION, re.I)
 _UPSET = re.compile(en.UPSET, re.I)
 _REQUEST = re.compile(en.REQUEST, re.I)
+_MONTH = re.compile(rf"\b({'|'.join(en.MONTHS)})\b", re.I)
 _QUESTION = re.compile(r"\?|^\W*(what|when|where|which|who|how|why|do|does|is|are|can|could|will|would|should)\b", re.I)
 # asking about something rather than asking for something ("how much does a cleaning cost?")
 _INFO_QUESTION = re.compile(
@@ -211,6 +212,8 @@ class Brain:
             return top.task
         if self.embeddings is not None and not informational and len(content_stems(text)) >= 2:
             label, similarity = self.embeddings.nearest(text)
+            if label not in self.tasks and any(len(run) >= 3 for run in digit_runs(text, compounds=False)):
+                return "question"  # a caller giving a number is not asking for a person or a repeat
             agrees = label in self.tasks and top is not None and label == top.task and top_score >= AGREEING_WORD_SCORE
             if similarity >= self.embeddings.threshold or (agrees and similarity >= AGREEING_EMBEDDING):
                 return label
@@ -258,6 +261,8 @@ class Brain:
                 runs = digit_runs(text, compounds=False)
                 if parse_time(text.lower())[0] is None:  # "ten thirty" is a time, not a reference
                     runs += digit_runs(text)
+                if _MONTH.search(text):  # "the third of March 1985": a year, not a reference
+                    runs = [run for run in runs if not (len(run) == 4 and run[:2] in ("19", "20"))]
                 if any(low <= len(run) <= high for run in runs):
                     return True
             elif parse_slot(slot, text, now).value is not None:

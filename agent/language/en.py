@@ -56,7 +56,6 @@ INTENT_EXAMPLES = {
         "is there anyone I can talk to",
         "let me speak to a manager",
         "I want a real human being",
-        "can someone call me back",
         "get me the front desk",
         "can I talk to one of your team",
     ],
