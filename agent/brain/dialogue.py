@@ -50,7 +50,7 @@ _UPSET = re.compile(en.UPSET, re.I)
 _REQUEST = re.compile(en.REQUEST, re.I)
 _MONTH = re.compile(rf"\b({'|'.join(en.MONTHS)})\b", re.I)
 _QUESTION = re.compile(r"\?|^\W*(what|when|where|which|who|how|why|do|does|is|are|can|could|will|would|should)\b", re.I)
-# asking about something rather than asking for something ("how much does a cleaning cost?")
+# asking about something rather than asking for something ("how much does it cost?")
 _INFO_QUESTION = re.compile(
     r"^\W*(?:(?:hi|hello|hey|yes|no|okay|so|and|um|uh|also|sorry|actually|oh|wait|one more thing)\W+)*"
     r"(what|when|where|which|who|how|why|do you|does|is there|are there|are you|is it|is the)\b",
@@ -226,11 +226,7 @@ class Brain:
         if routed != "question" or self.llm is None or self.knowledge_question(text):
             return routed
         labels = [*self.tasks, *en.INTENT_EXAMPLES, "question"]
-        schema = {
-            "type": "object",
-            "properties": {"intent": {"type": "string", "enum": labels}},
-            "required": ["intent"],
-        }
+        schema = decision_schema(labels)
         described = "; ".join(f"{name}: {task.description}" for name, task in self.tasks.items())
         messages = [
             {
@@ -415,21 +411,12 @@ class Dialogue:
         if intent not in ("injection", "human") and slot is not None and slot.type not in ("text", "name"):
             if self._slot_fits(text):
                 intent = None  # "no, don't bother with a text" answers the yes/no question asked
-        if intent in ("injection", "human"):
-            return (
-                Reply(say=[self.config.say("injection")], intent="injection")
-                if intent == "injection"
-                else transfer(self.config, "caller-asked")
-            )
-        if intent == "goodbye":
-            return Reply(say=[self.config.goodbye], end="hangup", reason="caller-done", intent="goodbye")
-        if intent == "repeat":
-            return Reply(say=self.last_said or [self.config.say("nothing_to_repeat")], intent="repeat")
+        shared = self._shared_reply(intent)
+        if shared is not None:
+            return shared
         if intent == "cancel_task" and (self.run or self.pending):
             self.run, self.pending = None, Pending("closing")
             return Reply(say=[self.config.say("task_cancelled")], intent="cancel_task")
-        if intent in ("capabilities", "identity"):
-            return self._about(intent)
         if self.run is not None:
             reply = await self._continue_task(text)
             if reply is not None:
@@ -445,8 +432,8 @@ class Dialogue:
         routed = await self.brain.decide(text)
         if routed in self.brain.tasks:
             return await self._start(self.brain.tasks[routed], text)
-        if routed in en.INTENT_EXAMPLES and routed != intent:
-            return await self._turn_as(routed, text)
+        if routed != intent and (shared := self._shared_reply(routed)) is not None:
+            return shared  # an intent only the embedding found
         return await self._question(text)
 
     def _shared_intent(self, text: str) -> str | None:
@@ -458,8 +445,10 @@ class Dialogue:
         match = self.brain.matcher.best(text)
         return match.task if match is not None and match.task in en.INTENT_EXAMPLES else None
 
-    async def _turn_as(self, intent: str, text: str) -> Reply:
-        """An intent found only by the embedding fallback."""
+    def _shared_reply(self, intent: str | None) -> Reply | None:
+        """The reply to a shared intent that is the same whatever else is going on, or None."""
+        if intent == "injection":
+            return Reply(say=[self.config.say("injection")], intent="injection")
         if intent == "human":
             return transfer(self.config, "caller-asked")
         if intent == "goodbye":
@@ -468,7 +457,7 @@ class Dialogue:
             return Reply(say=self.last_said or [self.config.say("nothing_to_repeat")], intent="repeat")
         if intent in ("capabilities", "identity"):
             return self._about(intent)
-        return await self._question(text)
+        return None
 
     # ---- escalation ------------------------------------------------------------
 
@@ -551,7 +540,7 @@ class Dialogue:
         self.pending = None
         self.run = TaskRun(task, fields=dict(fields or {}))
         self.topics.append(task.name.replace("_", " "))
-        for slot in task.slots:  # several slots in one breath: "book a cleaning on Friday morning"
+        for slot in task.slots:  # several slots in one breath: "renew Dune on card 4471"
             self._take(self.run, slot, text)
         reply = await self._advance()
         reply.intent = task.name
@@ -838,5 +827,5 @@ def extractive_answer(question: str, hits: list[Hit], max_sentences: int = 2) ->
 
 
 def _stems(text: str) -> set[str]:
-    """Crude stems, enough to match "costs"/"cost" and "cleaning"/"clean" within one answer."""
+    """Crude stems, enough to match "costs"/"cost" and "opening"/"open" within one answer."""
     return {re.sub(r"(ing|ed|es|s)$", "", w)[:6] for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) > 1}
