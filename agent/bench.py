@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 from agent.asr_corpus import load_prompts, word_error_rate
 from agent.caller.runner import CallerVoice, TemporaryAgent, place_call
 from agent.caller.scenario import Scenario, Turn, load_scenario
@@ -94,18 +96,8 @@ CONCURRENCY_LEVELS = (1, 2, 4, 8, 12, 16)
 P95_LIMIT_MS = 1500
 
 
-# what the concurrent callers ask: caller i asks three of these in turn, so callers differ
-CALLER_QUESTIONS = (
-    "Hi, when are you open?",
-    "How much does a cleaning cost?",
-    "Where is the clinic?",
-    "Are you open on Saturday?",
-    "Do you accept Delta Dental insurance?",
-    "Is there parking near the clinic?",
-    "How much is a filling?",
-    "How long does a check-up take?",
-    "Do you take Medicaid?",
-)
+BENCH_DATA = yaml.safe_load((PROJECT_ROOT / "tests" / "data" / "bench-callers.yaml").read_text())
+CALLER_QUESTIONS = tuple(BENCH_DATA["caller_questions"])  # caller i asks three of these in turn
 
 
 def caller_script(scenario: Scenario, index: int) -> Scenario:
@@ -247,12 +239,7 @@ def bench_tts() -> float:
     from agent.stages.tts_piper import PiperSynthesizer
 
     tts = PiperSynthesizer(choose_tts().path)
-    sentences = [
-        "Hello, you're speaking with the virtual assistant of Riverside Dental Clinic.",
-        "We are open Monday to Friday from eight in the morning to six in the evening.",
-        "A cleaning costs ninety dollars.",
-        "Let me connect you to a colleague.",
-    ]
+    sentences = BENCH_DATA["tts_sentences"]
     tts.synthesize("warm up")
     busy = audio = 0.0
     for sentence in sentences:
@@ -270,9 +257,7 @@ def bench_llm(runs: int = 3) -> float:
     rates = []
     for _ in range(runs):
         started, tokens = None, 0
-        for _piece in llm.stream_reply(
-            [{"role": "user", "content": "Describe a dental check-up in detail."}], lambda: False
-        ):
+        for _piece in llm.stream_reply([{"role": "user", "content": BENCH_DATA["llm_prompt"]}], lambda: False):
             tokens += 1
             if started is None:
                 started = time.perf_counter()  # generation speed, not prompt processing
@@ -435,7 +420,9 @@ def run_scenario_bench(args) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "scenarios.json").write_text(json.dumps(result, indent=2, default=str))
     print(f"task success: {result['passed']}/{result['scenarios']} = {result['success_rate']:.0%}")
-    print(f"doubled phrases: {sum(r.get('doubled_turns', 0) for r in result['reports'])} caller turns heard with a 3-word phrase repeated that was said once")  # noqa: E501
+    print(
+        f"doubled phrases: {sum(r.get('doubled_turns', 0) for r in result['reports'])} caller turns heard with a 3-word phrase repeated that was said once"
+    )  # noqa: E501
     for failure in result["failures"]:
         print(f"  FAIL {failure['scenario']} ({failure['file']}): {'; '.join(failure['failures'])}")
     print(f"written: {args.out / 'scenarios.json'}")
@@ -465,7 +452,11 @@ def run_understanding_bench(args) -> int:
         for label, row in spoken.items():
             print(f"digit strings spoken (Piper 8 kHz → ASR → parser), {label}: {row['exact']:.1%} of {row['cases']}")
     suite = run_text_suite(PROJECT_ROOT / "scenarios", out=io.StringIO())
-    result["text_suite"] = {"passed": suite["passed"], "scenarios": suite["scenarios"], "per_config": suite["per_config"]}
+    result["text_suite"] = {
+        "passed": suite["passed"],
+        "scenarios": suite["scenarios"],
+        "per_config": suite["per_config"],
+    }
     print(f"scenarios as text: {suite['passed']}/{suite['scenarios']}; per config {suite['per_config']}")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "understanding.json").write_text(json.dumps(result, indent=2, default=str))

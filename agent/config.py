@@ -200,7 +200,7 @@ class Task(_Strict):
 
 
 class CallerContext(_Strict):
-    """A question for a known caller at the start ("Are you calling about your check-up on Thursday?")."""
+    """A question for a known caller at the start ("Are you calling about your upcoming appointment?")."""
 
     tool: str
     ask: str = Field(description="asked at the start; {fields} from the tool's result")

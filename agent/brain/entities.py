@@ -152,8 +152,8 @@ def _choice(slot: Slot, text: str) -> str | None:
         if phrase_in(word, text)
     ]
     if said:
-        return max(said)[1]  # the choice said last: "the cleaning, no, the check-up"
-    # near misses ASR makes ("clean in" for "cleaning"): compare stems of each word
+        return max(said)[1]  # the choice said last: "the red one, no, the blue one"
+    # near misses ASR makes ("park in" for "parking"): compare stems of each word
     stems = {stem(w) for w in re.findall(r"[a-z]+", text.lower()) if len(w) > 3}
     letters = re.sub(r"[^a-z]", "", text.lower())
     for value, synonyms in slot.choices.items():
