@@ -75,6 +75,7 @@ calls = Table(
     Column("transferred_to", String(64)),
     Column("transfer_reason", String(64)),
     Column("transcript_purged", Boolean, nullable=False, default=False),
+    Column("csat", Integer),  # post-call survey answer 1-5, NULL when not asked or not answered
 )
 
 

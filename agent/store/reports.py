@@ -17,7 +17,7 @@ from agent.store.records import calls, daily_kpis, read_record, turns
 KPI_COLUMNS = (
     "id", "deployment", "started_at", "ended_at", "status", "outcome", "handle_ms", "first_audio_ms",
     "turn_latency_p50_ms", "turn_latency_max_ms", "caller_turns", "bot_turns", "barge_ins", "asr_confidence",
-    "disclosure_played", "transferred_to", "transfer_reason", "asterisk_uniqueid", "asterisk_linkedid",
+    "disclosure_played", "transferred_to", "transfer_reason", "asterisk_uniqueid", "asterisk_linkedid", "csat",
 )  # fmt: skip
 
 

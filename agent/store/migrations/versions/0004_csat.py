@@ -1,0 +1,24 @@
+"""calls.csat: the caller's answer to the optional post-call survey (1-5)
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-11-25
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("calls", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("csat", sa.Integer(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("calls", schema=None) as batch_op:
+        batch_op.drop_column("csat")
