@@ -166,6 +166,7 @@ def epoch(at: dt.datetime) -> float:
 
 RETRY_S = 2.0
 MAX_SPOOL_BYTES = 64 * 2**20
+MAX_HELD_EVENTS = 50_000  # in memory, when even the spool cannot be written (disk full)
 
 
 def spool_path_for(engine: Engine) -> Path:
@@ -244,6 +245,7 @@ class CallStore:
         self._outage_started = 0.0
         self._last_try = 0.0
         self._queue: queue.Queue[tuple | None] = queue.Queue()
+        self._held: list[tuple] = []  # events neither the database nor the spool could take (disk full)
         if self.spool.path.exists():
             self._replay()  # events a stopped agent spooled, before crashed calls are marked
         self._thread = threading.Thread(target=self._write_loop, name="call-records", daemon=True)
@@ -299,8 +301,10 @@ class CallStore:
                 self._to_spool(item)
                 continue
             self._store(item)
-        if self.state != "ok":
-            self._replay()  # one last try; what is left stays in the spool for the next start
+        if self.state != "ok" and not self._replay():  # one last try; the rest stays in the spool
+            held, self._held = self._held, []
+            for item in held:
+                self._to_spool(item)
 
     def _store(self, item: tuple) -> bool:
         try:
@@ -314,6 +318,18 @@ class CallStore:
             else:  # one bad event must not stop the records of every call
                 log.error("call record event %s not stored: %s", item[3], type(exc).__name__)
             return False
+
+    def _keep(self, spooled: list[tuple], held: list[tuple]) -> None:
+        """What is still to be written: the spool file's rest, and the events held in memory."""
+        self._held = list(held)
+        try:
+            self.spool.replace(spooled)
+        except OSError:  # cannot rewrite the spool (disk full): hold its rest in memory, in order
+            self._held = list(spooled) + self._held
+            try:
+                self.spool.path.unlink(missing_ok=True)
+            except OSError:
+                pass
 
     def _reachable(self) -> bool:
         try:
@@ -333,9 +349,25 @@ class CallStore:
                       self.spool.path)  # fmt: skip
 
     def _to_spool(self, item: tuple) -> None:
-        if self.spool.append(item):
-            self.spooled += 1
+        if not self._held:  # once events are held in memory, later ones follow them there (keeps the order)
+            try:
+                if self.spool.append(item):
+                    self.spooled += 1
+                    return
+                writable = True  # the spool is at its size cap
+            except OSError as exc:  # disk full or spool unwritable: hold events in memory instead
+                writable = False
+                log.error("call-record spool %s cannot be written (%s): events held in memory until the "
+                          "database is back", self.spool.path, exc.strerror or type(exc).__name__)  # fmt: skip
+            if writable:
+                self._count_lost()
+                return
+        if len(self._held) < MAX_HELD_EVENTS:
+            self._held.append(item)
             return
+        self._count_lost()
+
+    def _count_lost(self) -> None:
         self.lost += 1
         if self.lost == 1 or self.lost % 1000 == 0:
             log.error("call-record spool full (%d MiB): %d event(s) lost so far", self.spool.max_bytes >> 20, self.lost)
@@ -343,7 +375,11 @@ class CallStore:
     def _replay(self) -> bool:
         """Write the spooled events in order; True when the spool is empty afterwards."""
         self._last_try = time.monotonic()
-        items = self.spool.read()
+        try:
+            spooled = self.spool.read()
+        except OSError:
+            spooled = []
+        items = spooled + self._held  # the spool was written before anything was held in memory
         for index, item in enumerate(items):
             try:
                 with self.engine.begin() as conn:
@@ -352,10 +388,10 @@ class CallStore:
             except Exception as exc:
                 if is_outage(exc) or not self._reachable():
                     self._outage(exc)
-                    self.spool.replace(items[index:])
+                    self._keep(spooled[index:], self._held[max(0, index - len(spooled)):])
                     return False
                 log.error("spooled call record event %s not stored: %s", item[3], type(exc).__name__)
-        self.spool.replace([])
+        self._keep([], [])
         if self.state != "ok" or items:
             log.warning("database back: %d spooled call-record event(s) written%s", len(items),
                         f" after {time.monotonic() - self._outage_started:.0f} s" if self._outage_started else "")  # fmt: skip

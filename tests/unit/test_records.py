@@ -280,3 +280,21 @@ def _catch(fn):
     except BaseException as exc:  # noqa: BLE001
         return exc
     return None
+
+
+def test_events_are_held_in_memory_when_even_the_spool_cannot_be_written(tmp_path):
+    """Disk full: neither the database nor the spool takes an event; they wait in memory, in order."""
+    engine, locker = _locked_sqlite(tmp_path)
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("")  # the spool's parent is a file: every write to the spool fails with OSError
+    store = CallStore(engine, spool_path=blocked / "spool.jsonl")
+    locker.execute("BEGIN EXCLUSIVE")
+    record_call(store, "disk-full")
+    assert store.state == "spooling" and store.spooled == 0 and store.lost == 0
+    locker.execute("ROLLBACK")
+    _until(lambda: store.state == "ok")
+    assert store.replayed == 9
+    assert [e["event"] for e in read_record("disk-full", engine)][:3] == ["call_start", "bot_turn", "caller_turn"]
+    with engine.connect() as conn:
+        assert conn.execute(select(calls.c.status)).scalar() == "ended"
+    store.close()
