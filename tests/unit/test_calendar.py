@@ -61,3 +61,19 @@ def test_failed_move_keeps_the_old_booking(calendar):
     with pytest.raises(SlotTaken):
         calendar.move(mine, dt.datetime(2026, 11, 23, 15, 0), NOW)
     assert calendar.upcoming("+15550100", NOW).start == dt.datetime(2026, 11, 23, 9, 0)
+
+
+def test_a_booking_that_outlived_the_tools_timeout_is_rolled_back(calendar):
+    """The caller already heard that booking failed: a write that finishes later must not stand."""
+    import time
+
+    from agent.brain.tools.calendar import TooLate
+
+    start = dt.datetime.combine(MON, dt.time(10, 0))
+    with pytest.raises(TooLate):
+        calendar.book("+15550100", "cleaning", start, NOW, deadline=time.monotonic() - 0.1)
+    assert calendar.upcoming("+15550100", NOW) is None
+    booked = calendar.book("+15550100", "cleaning", start, NOW, deadline=time.monotonic() + 5)
+    with pytest.raises(TooLate):
+        calendar.cancel(booked, deadline=time.monotonic() - 0.1)
+    assert calendar.upcoming("+15550100", NOW) == booked

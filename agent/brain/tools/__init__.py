@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -55,6 +56,7 @@ class ToolResult:
 class ToolContext:
     caller_id: str | None
     now: dt.datetime
+    deadline: float | None = None  # time.monotonic() after which a database write must not commit
 
 
 def _appointment_fields(appointment: Appointment) -> dict:
@@ -92,6 +94,7 @@ class ToolBox:
         if method is None or name not in self.names:
             return ToolResult("failed", error=f"tool {name} is not configured")
         try:
+            context = replace(context, deadline=time.monotonic() + DB_TIMEOUT_S)
             return await asyncio.wait_for(asyncio.to_thread(method, args, context), DB_TIMEOUT_S)
         except (TimeoutError, SQLAlchemyError, OSError) as exc:
             log.warning("tool %s failed: %s", name, type(exc).__name__)
@@ -119,7 +122,9 @@ class ToolBox:
 
     def _book_appointment(self, args: dict, context: ToolContext) -> ToolResult:
         try:
-            booked = self.calendar.book(context.caller_id, args["service"], args["start"], context.now)
+            booked = self.calendar.book(
+                context.caller_id, args["service"], args["start"], context.now, context.deadline
+            )
         except SlotTaken:
             return ToolResult("not_found", error="slot taken")
         return ToolResult("done", _appointment_fields(booked))
@@ -139,7 +144,7 @@ class ToolBox:
         if appointment is None:
             return ToolResult("not_found")
         try:
-            moved = self.calendar.move(appointment, args["start"], context.now)
+            moved = self.calendar.move(appointment, args["start"], context.now, context.deadline)
         except SlotTaken:
             return ToolResult("not_found", error="slot taken")
         return ToolResult("done", _appointment_fields(moved))
@@ -148,7 +153,7 @@ class ToolBox:
         appointment = self._appointment(args, context)
         if appointment is None:
             return ToolResult("not_found")
-        self.calendar.cancel(appointment)
+        self.calendar.cancel(appointment, context.deadline)
         return ToolResult("done", {**_appointment_fields(appointment), "status": "cancelled"})
 
     # ---- orders (the admin's CSV) ----------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import threading
+import time
 from dataclasses import dataclass
 
 from sqlalchemy import Column, Connection, DateTime, Engine, Integer, String, Table, and_, insert, select, update
@@ -36,6 +37,17 @@ class Appointment:
     @property
     def end(self) -> dt.datetime:
         return self.start + dt.timedelta(minutes=self.minutes)
+
+
+class TooLate(TimeoutError):
+    """The caller was already told the tool failed; this write must not happen after all."""
+
+
+def _still_in_time(deadline: float | None) -> None:
+    """Checked just before a write commits: a write that waited out the tool's timeout on a
+    locked database rolls back, so the caller never hears "I can't" while the booking is made."""
+    if deadline is not None and time.monotonic() > deadline:
+        raise TooLate("the write finished after the tool's timeout")
 
 
 class SlotTaken(Exception):
@@ -121,7 +133,9 @@ class Calendar:
                 return slots[0]
         return None
 
-    def book(self, phone: str | None, service: str, start: dt.datetime, now: dt.datetime) -> Appointment:
+    def book(
+        self, phone: str | None, service: str, start: dt.datetime, now: dt.datetime, deadline: float | None = None
+    ) -> Appointment:
         with self._writing, self.engine.begin() as db:  # check and insert in one transaction
             if not self.is_free(start, service, now, db):
                 raise SlotTaken(start)
@@ -131,6 +145,7 @@ class Calendar:
                     phone=phone, service=service, start=start, minutes=minutes, status="booked", created_at=now
                 )
             ).inserted_primary_key[0]
+            _still_in_time(deadline)
         return Appointment(new_id, phone, service, start, minutes)
 
     def upcoming(self, phone: str, now: dt.datetime) -> Appointment | None:
@@ -145,7 +160,9 @@ class Calendar:
             ).first()
         return Appointment(row.id, row.phone, row.service, row.start, row.minutes) if row else None
 
-    def move(self, appointment: Appointment, start: dt.datetime, now: dt.datetime) -> Appointment:
+    def move(
+        self, appointment: Appointment, start: dt.datetime, now: dt.datetime, deadline: float | None = None
+    ) -> Appointment:
         with self._writing, self.engine.begin() as db:
             db.execute(update(appointments).where(appointments.c.id == appointment.id).values(status="cancelled"))
             if not self.is_free(start, appointment.service, now, db):
@@ -153,8 +170,10 @@ class Calendar:
             db.execute(
                 update(appointments).where(appointments.c.id == appointment.id).values(status="booked", start=start)
             )
+            _still_in_time(deadline)
         return Appointment(appointment.id, appointment.phone, appointment.service, start, appointment.minutes)
 
-    def cancel(self, appointment: Appointment) -> None:
+    def cancel(self, appointment: Appointment, deadline: float | None = None) -> None:
         with self.engine.begin() as db:
             db.execute(update(appointments).where(appointments.c.id == appointment.id).values(status="cancelled"))
+            _still_in_time(deadline)
