@@ -32,17 +32,18 @@ STRANGER = "127.0.0.3"
 INVITE_SCRIPT = r"""
 import socket, sys, uuid
 src, port, agent = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+exten = sys.argv[4] if len(sys.argv) > 4 else "s"
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind((src, 0))
 s.settimeout(3)
 me = s.getsockname()[1]
 sdp = ("v=0\r\no=- 1 1 IN IP4 %s\r\ns=x\r\nc=IN IP4 %s\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n"
        "a=rtpmap:0 PCMU/8000\r\n") % (src, src)
-msg = ("INVITE sip:s@127.0.0.1:%d SIP/2.0\r\nVia: SIP/2.0/UDP %s:%d;branch=z9hG4bK%s;rport\r\n"
+msg = ("INVITE sip:%s@127.0.0.1:%d SIP/2.0\r\nVia: SIP/2.0/UDP %s:%d;branch=z9hG4bK%s;rport\r\n"
        "Max-Forwards: 70\r\nFrom: \"Test caller\" <sip:selftest@%s>;tag=%s\r\nTo: <sip:s@127.0.0.1>\r\n"
        "Call-ID: %s\r\nCSeq: 1 INVITE\r\nContact: <sip:selftest@%s:%d>\r\nX-Agent-Address: %s\r\n"
        "Content-Type: application/sdp\r\nContent-Length: %d\r\n\r\n%s") % (
-    port, src, me, uuid.uuid4().hex[:12], src, uuid.uuid4().hex[:8], uuid.uuid4(), src, me, agent,
+    exten, port, src, me, uuid.uuid4().hex[:12], src, uuid.uuid4().hex[:8], uuid.uuid4(), src, me, agent,
     len(sdp), sdp)
 try:
     s.sendto(msg.encode(), ("127.0.0.1", port))
@@ -195,3 +196,61 @@ async def test_register_password_guessing_is_banned_but_not_the_loopback_test_ca
         assert not loopback_banned and loopback_answered, "the loopback test caller was locked out"
     finally:
         guard("unban", ATTACKER)
+
+
+INTERNATIONAL = ("+442071838750", "00442071838750", "011442071838750")
+
+
+def asterisk_cli(command: str) -> str:
+    return subprocess.run(
+        ["bash", str(PROJECT_ROOT / "scripts" / "asterisk.sh"), "cli", command], capture_output=True, text=True
+    ).stdout
+
+
+async def test_no_one_can_dial_out_to_an_international_number(box, fake_agent):
+    """Toll fraud: an unauthenticated INVITE to an international number never leaves the box.
+
+    From an unknown address it is challenged (401/403); from the trunk's own identity it reaches
+    the agent like any inbound call; no dialplan context a SIP endpoint lands in can Dial out.
+    """
+    from panoramisk import Manager
+
+    await fake_agent.start()
+    dials: list[str] = []
+    manager = Manager(
+        host="127.0.0.1", port=box.ami_port, username=box.ami_user, secret=box.ami_secret, ping_delay=0
+    )  # fmt: skip
+    manager.register_event("DialBegin", lambda _m, e: dials.append(e.get("DestChannel", "?")))
+    await asyncio.wait_for(manager.connect(), 5)
+    answers = {}
+    try:
+        for number in INTERNATIONAL:
+            result = await asyncio.to_thread(
+                subprocess.run,
+                ["/usr/bin/python3", "-c", INVITE_SCRIPT, STRANGER, str(box.sip_port), fake_agent.address, number],
+                capture_output=True, text=True, timeout=20,
+            )  # fmt: skip
+            answers[number] = (result.stdout + result.stderr).strip()
+        trunk = SipCall(box.sip_host, box.sip_port, "selftest")  # the trunk's identity, inbound context
+        await trunk.dial(INTERNATIONAL[0], {"X-Agent-Address": fake_agent.address})
+        for _ in range(40):
+            if fake_agent.connections:
+                break
+            await asyncio.sleep(0.05)
+        await trunk.hangup()
+        await asyncio.sleep(1.0)
+    finally:
+        manager.close()
+        guard("unban", STRANGER)
+    routes = {
+        f"{number}@{context}": " ".join(asterisk_cli(f"dialplan show {number}@{context}").split())[:120]
+        for number in INTERNATIONAL
+        for context in ("from-trunk", "internal")
+    }
+    print(f"\nunauthenticated INVITEs to international numbers from {STRANGER}: {answers}; from the trunk: "
+          f"reached the agent {fake_agent.connections} time(s); outbound legs dialled: {len(dials)} {dials}; "
+          f"dialplan: {routes}")  # fmt: skip
+    assert all(re.match(r"SIP/2.0 40[13]|no answer", answer) for answer in answers.values()), answers
+    assert fake_agent.connections == 1, "the trunk's call to an international number did not go to the agent"
+    assert dials == [], f"a call was dialled out: {dials}"
+    assert not any("Dial(" in route for route in routes.values()), routes
