@@ -1,4 +1,4 @@
-"""Command line: python -m agent {run,call,chat,check,doctor,models,bench,redact,calls,purge,egress}."""
+"""Command line: python -m agent {run,call,chat,check,doctor,models,bench,redact,calls,purge,egress,console,console-user}."""
 
 from __future__ import annotations
 
@@ -236,6 +236,10 @@ def main(argv: list[str] | None = None) -> int:
     egress.add_argument("--apply", action="store_true", help="load the rules with nft (root)")
     egress.add_argument("--table", default="phone_agent_egress", help="nftables table name")
     egress.set_defaults(func=cmd_egress)
+
+    from agent.console.server import add_parsers as add_console_parsers
+
+    add_console_parsers(sub)
 
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)

@@ -74,14 +74,23 @@ def show_call(engine: Engine, prefix: str) -> str:
     return "\n".join(lines)
 
 
+def turn_latencies(engine: Engine) -> dict[str, list[int]]:
+    """Each call's reply latencies (end of caller speech -> first bot audio, ms), in turn order."""
+    latencies: dict[str, list[int]] = {}
+    with engine.connect() as conn:
+        for call_id, ms in conn.execute(
+            select(turns.c.call_id, turns.c.first_audio_ms)
+            .where(turns.c.first_audio_ms.is_not(None))
+            .order_by(turns.c.call_id, turns.c.seq)
+        ):
+            latencies.setdefault(call_id, []).append(ms)
+    return latencies
+
+
 def kpi_rows(engine: Engine) -> list[dict]:
     with engine.connect() as conn:
         rows = conn.execute(select(calls).order_by(calls.c.started_at)).mappings().all()
-        latencies: dict[str, list[int]] = {}
-        for call_id, ms in conn.execute(
-            select(turns.c.call_id, turns.c.first_audio_ms).where(turns.c.first_audio_ms.is_not(None))
-        ):
-            latencies.setdefault(call_id, []).append(ms)
+    latencies = turn_latencies(engine)
     out = []
     for row in rows:
         values = latencies.get(row["id"], [])
