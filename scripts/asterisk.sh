@@ -114,6 +114,9 @@ render() {
         [[ "$key" =~ ^[A-Z_]+$ ]] || continue
         sed_args+=(-e "s|@${key}@|${value}|g")
     done <"$env_file"
+    # PHONE_NETWORK (CIDRs, comma-separated) extends the reception endpoint's permit list
+    local phones; phones=$(grep '^PHONE_NETWORK=' "$env_file" | cut -d= -f2 | tr -d ' ')
+    sed_args+=(-e "s|@PHONE_PERMIT@|${phones:+,$phones}|g")
     for file in "$here"/asterisk-conf/*.conf; do
         sed "${sed_args[@]}" "$file" >"$dest/$(basename "$file")"
     done

@@ -254,3 +254,28 @@ async def test_no_one_can_dial_out_to_an_international_number(box, fake_agent):
     assert fake_agent.connections == 1, "the trunk's call to an international number did not go to the agent"
     assert dials == [], f"a call was dialled out: {dials}"
     assert not any("Dial(" in route for route in routes.values()), routes
+
+
+async def test_reception_registers_only_from_loopback_and_the_phone_network(box):
+    """The right password from outside PHONE_NETWORK is refused (endpoint ACL), from loopback accepted."""
+    outside = "192.0.2.55"  # TEST-NET-1 on the loopback interface: an address outside PHONE_NETWORK
+    added = subprocess.run(["ip", "addr", "add", f"{outside}/32", "dev", "lo"], capture_output=True).returncode == 0
+    results = {}
+    try:
+        for source in (outside, "127.0.0.1"):
+            phone = SipPhone(box.sip_host, box.sip_port, "reception", reception_secret(), local_host=source)
+            try:
+                results[source] = await phone.register(timeout=3)
+                if results[source] == 200:
+                    await phone.unregister()  # no stale contact left for the humans queue to ring
+            except SipError:
+                results[source] = "no answer"
+            finally:
+                phone.close()
+    finally:
+        guard("unban", outside)
+        if added:
+            subprocess.run(["ip", "addr", "del", f"{outside}/32", "dev", "lo"], capture_output=True)
+    print(f"\nREGISTER as reception with the right password: {results}")
+    assert results["127.0.0.1"] == 200
+    assert results[outside] != 200, "an address outside PHONE_NETWORK registered as reception"
