@@ -211,6 +211,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="only intents, upset detection and digit strings on the paraphrase sets (--quick: no spoken digits)",
     )
+    bench.add_argument(
+        "--turn-taking",
+        action="store_true",
+        help="only end-of-turn policies (fixed silence, Smart Turn) on one-sentence prompts and read-out numbers",
+    )
     bench.add_argument("--out", type=Path, default=Path("bench-results"))
     bench.set_defaults(func=cmd_bench)
 

@@ -464,7 +464,31 @@ def run_understanding_bench(args) -> int:
     return 0
 
 
+def run_turn_taking_bench(args) -> int:
+    """End-of-turn policies on real speech (agent/audio/endpoint_eval.py): waits, cuts, CPU per decision."""
+    from agent.audio.endpoint_eval import default_policies, evaluate, number_set, sentence_set
+    from agent.audio.turn import SmartTurn
+    from agent.audio.vad import SpeechDetector
+    from agent.caller.runner import CallerVoice
+
+    detector = SpeechDetector()
+    sets = {"sentences": sentence_set(detector), "numbers": number_set(detector, CallerVoice())}
+    rows, cpu_ms = evaluate(default_policies(), sets, SmartTurn())
+    print("| policy | median wait | p95 wait | sentences cut early | numbers cut between groups |")
+    print("|---|---|---|---|---|")
+    for row in rows:
+        print(f"| {row['policy']} | {row['median_wait_ms']} ms | {row['p95_wait_ms']} ms | "
+              f"{row['sentences_cut']}/{row['sentences_total']} | {row['numbers_cut']}/{row['numbers_total']} |")  # fmt: skip
+    print(f"Smart Turn CPU per decision (median, 1 thread): {cpu_ms:.0f} ms")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "turn-taking.json").write_text(json.dumps({"policies": rows, "smart_turn_cpu_ms": cpu_ms}, indent=2))
+    print(f"written: {args.out / 'turn-taking.json'}")
+    return 0
+
+
 def run_bench(args) -> int:
+    if args.turn_taking:
+        return run_turn_taking_bench(args)
     if args.scenarios:
         return run_scenario_bench(args)
     if args.understanding:

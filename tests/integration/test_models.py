@@ -176,3 +176,18 @@ def test_llm_start_up_check_runs_a_real_completion_in_a_child_process(tmp_path):
     # a model that fails its check is reported and left out; the agent runs on without it
     assert load_llm(Choice("llm", "llama.cpp", "broken.gguf", broken)) is None
     print(f"\nCPU has AMX: {cpu_has_amx()}; broken model: {reason}")
+
+
+def test_smart_turn_reads_a_finished_sentence_as_complete_and_its_first_words_as_not():
+    """The end-of-turn model, installed from the pipecat-ai wheel by `agent models`, on Asterisk's own voice."""
+    from agent.asr_corpus import load_prompts
+    from agent.audio.turn import SmartTurn
+
+    turn = SmartTurn()
+    prompt = next(p for p in load_prompts() if p.text.startswith("Please enter your") and len(p.text.split()) > 6)
+    pcm = prompt.pcm()
+    whole = turn.probability(pcm + b"\0" * 3200)  # the sentence and 0.2 s of silence
+    opening = turn.probability(pcm[: len(pcm) // 4 // 2 * 2] + b"\0" * 3200)
+    print(f"\nSmart Turn on {prompt.text!r}: whole {whole:.2f}, first quarter {opening:.2f}, {turn.last_ms:.0f} ms CPU")
+    assert 0.0 <= opening <= 1.0 and 0.0 <= whole <= 1.0
+    assert whole > opening
