@@ -216,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="only end-of-turn policies (fixed silence, Smart Turn) on one-sentence prompts and read-out numbers",
     )
+    bench.add_argument(
+        "--barge-in", action="store_true", help="only barge-in detectors: onset time and false stops (echo, noise, mm-hm)"
+    )
     bench.add_argument("--out", type=Path, default=Path("bench-results"))
     bench.set_defaults(func=cmd_bench)
 

@@ -473,7 +473,10 @@ def run_turn_taking_bench(args) -> int:
 
     detector = SpeechDetector()
     sets = {"sentences": sentence_set(detector), "numbers": number_set(detector, CallerVoice())}
-    rows, cpu_ms = evaluate(default_policies(), sets, SmartTurn())
+    from agent.engines import load_transcriber
+    from agent.models import choose_asr
+
+    rows, cpu_ms = evaluate(default_policies(), sets, SmartTurn(), load_transcriber(choose_asr()))
     print("| policy | median wait | p95 wait | sentences cut early | numbers cut between groups |")
     print("|---|---|---|---|---|")
     for row in rows:
@@ -486,7 +489,48 @@ def run_turn_taking_bench(args) -> int:
     return 0
 
 
+def run_barge_in_bench(args) -> int:
+    """Barge-in detectors on phone-line audio (agent/audio/bargein_eval.py): onset time and false stops."""
+    from agent.asr_corpus import load_prompts
+    from agent.audio.bargein_eval import evaluate, false_alarm_clips, onset_clips
+    from agent.audio.silero import SileroDetector
+    from agent.audio.vad import SpeechDetector
+    from agent.caller.runner import CallerVoice
+    from agent.language.en import SENTENCES
+
+    voice = CallerVoice()
+    bot = [voice.speak(text) for text in list(SENTENCES.values()) if "{" not in text][:10]
+    prompts = [p.pcm() for p in load_prompts()[:80]]
+    from agent.audio.bargein import LineSpeechDetector
+    from agent.audio.echo import CleanLineDetector
+
+    silero = SileroDetector()
+    detectors = {
+        "WebRTC VAD (today)": SpeechDetector(),
+        "Silero VAD": silero,
+        "WebRTC + echo gate + noise floor": LineSpeechDetector(),
+        "Silero + echo gate + noise floor": LineSpeechDetector(SileroDetector()),
+        "WebRTC after AEC+NS (WebRTC APM)": CleanLineDetector(SpeechDetector()),
+        "Silero after AEC+NS (WebRTC APM)": CleanLineDetector(SileroDetector()),
+    }
+    rows = evaluate(detectors, [0.06, 0.12], onset_clips(prompts, bot), false_alarm_clips(bot, voice))
+    columns = [k for k in rows[0] if k not in ("detector", "start_speech_ms")]
+    print("| detector | speech needed | " + " | ".join(columns) + " |")
+    print("|---" * (len(columns) + 2) + "|")
+    for row in rows:
+        values = " | ".join(str(row[k]) for k in columns)
+        print(f"| {row['detector']} | {row['start_speech_ms']} ms | {values} |")
+    frames = silero.cpu_s and sum(len(p) for p in prompts) / 320
+    print(f"Silero CPU: {silero.cpu_s:.1f} s in all ({silero.cpu_s / max(frames, 1) * 1000:.3f} ms per 20 ms frame, approx.)")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "barge-in.json").write_text(json.dumps(rows, indent=2))
+    print(f"written: {args.out / 'barge-in.json'}")
+    return 0
+
+
 def run_bench(args) -> int:
+    if args.barge_in:
+        return run_barge_in_bench(args)
     if args.turn_taking:
         return run_turn_taking_bench(args)
     if args.scenarios:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from agent.audio.vad import SpeechDetector
 
+ENDS_WITH_DIGIT = re.compile(r"\d\W*$")  # as agent/call/session.py decides "in the middle of a number"
 FRAME_BYTES = 320  # 20 ms at 8 kHz, 16-bit
 FRAME_S = 0.02
 TAIL_S = 1.5  # silence after the caller's last word
@@ -64,20 +65,30 @@ class Policy:
     model: bool = False
     max_silence_s: float = 0.0
     threshold: float = 0.5
+    number_hold_s: float = 0.0  # the live session's rule: a transcript ending in a digit waits this much longer
 
     @property
     def name(self) -> str:
+        if self.number_hold_s:
+            return f"silence {self.silence_s:.2f} s, +{self.number_hold_s:.2f} s after a digit (the session's rule)"
         if not self.model:
             return f"silence {self.silence_s:.2f} s"
         return f"Smart Turn at {self.silence_s:.2f} s, else {self.max_silence_s:.2f} s (p>={self.threshold})"
 
 
-def _decide(policy: Policy, utterance: Utterance, probability) -> tuple[bool, float | None]:
+def _decide(policy: Policy, utterance: Utterance, probability, ends_in_digit) -> tuple[bool, float | None]:
     """(cut before the end, wait after the last word in seconds)."""
     first = round(policy.silence_s / FRAME_S)
     longest = round(policy.max_silence_s / FRAME_S) if policy.model else first
     for pause in utterance.pauses:
         if pause.frames < first and not pause.final:
+            continue
+        if policy.number_hold_s and ends_in_digit(utterance, pause, first):
+            held = first + round(policy.number_hold_s / FRAME_S)
+            if pause.final:
+                return False, held * FRAME_S
+            if pause.frames >= held:
+                return True, None
             continue
         complete = not policy.model or probability(utterance, pause, first) >= policy.threshold
         if pause.final:
@@ -87,9 +98,19 @@ def _decide(policy: Policy, utterance: Utterance, probability) -> tuple[bool, fl
     return False, None
 
 
-def evaluate(policies: list[Policy], sets: dict[str, list[Utterance]], turn_model=None) -> list[dict]:
+def evaluate(
+    policies: list[Policy], sets: dict[str, list[Utterance]], turn_model=None, transcriber=None
+) -> tuple[list[dict], float | None]:
     cache: dict[tuple[int, int, int], float] = {}
+    heard: dict[tuple[int, int, int], bool] = {}
     cpu_ms: list[float] = []
+
+    def ends_in_digit(utterance: Utterance, pause: Pause, frames: int) -> bool:
+        key = (id(utterance), pause.start, frames)
+        if key not in heard:
+            text = transcriber.transcribe(utterance.pcm[: (pause.start + frames) * FRAME_BYTES]).text
+            heard[key] = ENDS_WITH_DIGIT.search(text) is not None
+        return heard[key]
 
     def probability(utterance: Utterance, pause: Pause, frames: int) -> float:
         key = (id(utterance), pause.start, frames)
@@ -105,7 +126,7 @@ def evaluate(policies: list[Policy], sets: dict[str, list[Utterance]], turn_mode
         for set_name, utterances in sets.items():
             cut = 0
             for utterance in utterances:
-                early, wait = _decide(policy, utterance, probability)
+                early, wait = _decide(policy, utterance, probability, ends_in_digit)
                 cut += early
                 if wait is not None:
                     waits.append(wait)
@@ -152,4 +173,4 @@ def number_set(detector: SpeechDetector, voice, count: int = 30, seed: int = 7) 
 def default_policies() -> list[Policy]:
     fixed = [Policy(s) for s in (0.2, 0.3, 0.45, 0.6, 0.8, 1.0)]
     smart = [Policy(t, True, 0.6, threshold=p) for t in (0.1, 0.2, 0.3) for p in (0.5, 0.9, 0.97)]
-    return fixed + smart
+    return fixed + smart + [Policy(0.3, number_hold_s=0.7), Policy(0.3, number_hold_s=1.2)]
