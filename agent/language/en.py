@@ -127,6 +127,9 @@ CORRECTION = r"\b(i said|i meant|i mean|actually|sorry,? (it'?s|i meant)|not .{1
 FILLERS = frozenset(
     {"uh", "um", "erm", "hmm", "mm", "er", "ah", "like", "so", "well", "okay", "ok", "yeah", "hi", "hello"}
 )
+# an utterance that stops on one of these has not finished (the caller paused before what they meant
+# to say: "my account number is ... 4471"); the turn is held a moment longer, like a half-read number
+UNFINISHED = r"\b(is|are|was|were|my|your|the|a|an|and|or|but|to|of|for|with|from|at|on|in|um+|uh+|er+|erm|because|it's|that's)\W*$"
 # no topic on their own: "am"/"pm" alone matched the opening hours ("8 am") when a mumble was heard as "I am"
 STOPWORDS = frozenset(
     """a an and are as at be by can could do does for from have how i if in is it me my of on or our
