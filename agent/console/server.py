@@ -88,6 +88,7 @@ def serve(args) -> int:
     uvicorn.run(
         create_app(settings), host=host, port=port, ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key,
         log_level="warning", access_log=False, proxy_headers=False, server_header=False,
+        timeout_graceful_shutdown=3,  # open live pages (SSE) must not hold up a stop
     )  # fmt: skip
     return 0
 
