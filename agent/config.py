@@ -136,6 +136,7 @@ class Slot(_Strict):
     default: str | None = Field(None, description='"caller_id", or "{field}" from an earlier tool result')
     identifier: bool = Field(False, description="a business id (order, job number): stored and logged as said")
     read_back: bool | None = Field(None, description="say the value back before acting (default: numbers yes)")
+    past: bool = Field(False, description="date: something that has happened (a bare 'Monday' is the last one)")
 
     @model_validator(mode="after")
     def _consistent(self) -> Slot:

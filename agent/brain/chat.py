@@ -64,7 +64,11 @@ async def run_text_scenario(scenario: Scenario, brain: Brain, now: dt.datetime |
     return report
 
 
-def run_text_suite(directory: Path, out=sys.stdout, now: dt.datetime | None = None) -> dict:
+# text runs happen at one fixed time, so "Friday" is not "tomorrow" on some days and figures reproduce
+SUITE_NOW = dt.datetime(2026, 11, 23, 9, 0)  # a Monday morning
+
+
+def run_text_suite(directory: Path, out=sys.stdout, now: dt.datetime | None = SUITE_NOW) -> dict:
     """Every scenario under `directory` as text, each with a fresh database; per-config success rates."""
     from agent.examples.servers import example_backends
 

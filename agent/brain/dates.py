@@ -38,11 +38,24 @@ def _ordinal_day(text: str) -> int | None:
     return None
 
 
-def parse_day(text: str, now: dt.datetime) -> dt.date | None:
+_AGO = re.compile(r"\b(a|one|two|three|four|five|six|\d)\s+(day|week)s?\s+ago\b")
+
+
+def parse_day(text: str, now: dt.datetime, past: bool = False) -> dt.date | None:
+    """A day as callers say it. Days ahead unless `past` (something that happened: a bare "Monday" is the
+    last Monday) or the words say so ("yesterday", "last Friday", "two days ago")."""
     text = text.lower()
     today = now.date()
-    if re.search(r"\btoday\b", text):
+    if re.search(r"\b(today|this morning|earlier on|tonight)\b", text):
         return today
+    if re.search(r"\bday before yesterday\b", text):
+        return today - dt.timedelta(days=2)
+    if re.search(r"\b(yesterday|last night)\b", text):
+        return today - dt.timedelta(days=1)
+    ago = _AGO.search(text)
+    if ago:
+        count = 1 if ago.group(1) in ("a", "one") else int(parse_number(ago.group(1)) or ago.group(1))
+        return today - dt.timedelta(days=count * (7 if ago.group(2) == "week" else 1))
     if re.search(r"\bday after tomorrow\b", text):
         return today + dt.timedelta(days=2)
     if re.search(r"\btomorrow\b", text):
@@ -50,10 +63,14 @@ def parse_day(text: str, now: dt.datetime) -> dt.date | None:
     mentioned = [
         (match.start(), index, match)
         for index, name in enumerate(WEEKDAYS)
-        for match in re.finditer(rf"\b(next\s+)?{name}\b", text)
+        for match in re.finditer(rf"\b(next\s+|last\s+|this\s+past\s+)?{name}\b", text)
     ]
     if mentioned:  # "I'm booked on Thursday but could come Friday": the day said last is the one wanted
         _, index, match = max(mentioned, key=lambda item: item[0])
+        if (match.group(1) or "").strip().startswith(("last", "this")):
+            return today - dt.timedelta(days=(today.weekday() - index) % 7 or 7)  # "last Saturday"
+        if past:
+            return today - dt.timedelta(days=(today.weekday() - index) % 7)
         ahead = (index - today.weekday()) % 7 or 7
         if match.group(1) and ahead < 7 and "week" in text:
             ahead += 7  # "Tuesday next week"
@@ -74,13 +91,18 @@ def parse_day(text: str, now: dt.datetime) -> dt.date | None:
     if day is None or not 1 <= day <= 31:
         return None
     try:
-        if month:  # "the 3rd of March": this year, or next year once it has passed
+        if month:  # "the 3rd of March": this year, or next year once it has passed (last year, for the past)
             candidate = dt.date(today.year, month, day)
+            if past:
+                return candidate if candidate <= today else dt.date(today.year - 1, month, day)
             return candidate if candidate >= today else dt.date(today.year + 1, month, day)
-        candidate = dt.date(today.year, today.month, day)  # "the 24th": this month, or next
-        if candidate >= today:
+        candidate = dt.date(today.year, today.month, day)  # "the 24th": this month, or next (or last)
+        if (candidate <= today) if past else (candidate >= today):
             return candidate
-        year, month = (today.year + 1, 1) if today.month == 12 else (today.year, today.month + 1)
+        if past:
+            year, month = (today.year - 1, 12) if today.month == 1 else (today.year, today.month - 1)
+        else:
+            year, month = (today.year + 1, 1) if today.month == 12 else (today.year, today.month + 1)
         return dt.date(year, month, day)
     except ValueError:  # "the 31st" of a 30-day month
         return None

@@ -32,7 +32,16 @@ from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from agent.brain.dates import parse_time
 from agent.brain.embeddings import load_embeddings
-from agent.brain.entities import as_json, digit_runs, is_no, is_yes, parse_slot, reference_readings, say_value
+from agent.brain.entities import (
+    as_json,
+    digit_runs,
+    is_no,
+    is_yes,
+    narrative,
+    parse_slot,
+    reference_readings,
+    say_value,
+)
 from agent.brain.intents import TaskMatcher, content_stems, examples_of, phrase_in, system_intent
 from agent.brain.knowledge import MIN_SIMILARITY, STOPWORDS, Hit, KnowledgeBase, sentences_of
 from agent.brain.numbers import normalize_numbers
@@ -162,6 +171,18 @@ class Brain:
         self.calendar = self.tools.calendar
         self.tasks = {task.name: task for task in [*config.tasks, *legacy_webhook_tasks(config)]}
         self.matcher = TaskMatcher(list(self.tasks.values()), en.INTENT_EXAMPLES)
+        self.request_words = {
+            task.name: {
+                stem
+                for text in (
+                    *examples_of(task),
+                    task.description,
+                    *(w for s in task.slots for c in s.choices.items() for w in (c[0], *c[1])),
+                )
+                for stem in content_stems(text)
+            }
+            for task in self.tasks.values()
+        }
         self.embeddings = (
             load_embeddings(
                 [(t.name, e) for t in self.tasks.values() for e in examples_of(t)]
@@ -541,7 +562,11 @@ class Dialogue:
         self.run = TaskRun(task, fields=dict(fields or {}))
         self.topics.append(task.name.replace("_", " "))
         for slot in task.slots:  # several slots in one breath: "renew Dune on card 4471"
-            self._take(self.run, slot, text)
+            if slot.type != "text":
+                self._take(self.run, slot, text)
+            elif slot.name not in self.run.fields and (told := narrative(text, self.brain.request_words[task.name])):
+                self.run.fields[slot.name] = told  # free text only from what the request itself does not say
+                self.run.given.add(slot.name)
         reply = await self._advance()
         reply.intent = task.name
         return reply
@@ -577,6 +602,8 @@ class Dialogue:
         slot = self._slot(run, run.asking) if run.asking else None
         took = self._take(run, slot, text) if slot else False
         others = [s for s in run.task.slots if s is not slot and (s.name not in run.fields or _CORRECTION.search(text))]
+        if not took and not _QUESTION.search(text):  # "oh no wait, Wednesday morning": a slot already given, changed
+            others += [s for s in run.task.slots if s is not slot and s.name in run.given and s not in others]
         took_other = [s for s in others if s.type not in ("text", "name", "yes_no") and self._take(run, s, text)]
         if took or took_other:
             return await self._advance()

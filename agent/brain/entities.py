@@ -144,7 +144,6 @@ _NEGATED = re.compile(r"\b(?:not|rather than|instead of)\s+(?:the\s+|a\s+|an\s+)
 def _choice(slot: Slot, text: str) -> str | None:
     from agent.brain.intents import phrase_in, stem
 
-    text = _NEGATED.sub(" ", text)  # "a tyre change, not the inspection"
     said = [
         (text.lower().find(word.lower().split()[0]), value)
         for value, synonyms in slot.choices.items()
@@ -186,15 +185,26 @@ def _email(text: str) -> str | None:
 
 
 _NAME = re.compile(
-    r"\b(?:my name is|name'?s|this is|i'?m|i am|it'?s|call me|under the name(?: of)?|under)\s+([a-z][a-z'-]+(?:\s+[a-z][a-z'-]+)?)",
+    r"\b(?:name is|name'?s|this is|i'?m|i am|it'?s|call me|called|named|under the name(?: of)?|under)\s+"
+    r"([a-z][a-z'-]+(?:\s+[a-z][a-z'-]+)?)",
     re.I,
 )
+_CAPITALISED = re.compile(r"(?<![.!?]\s)(?<!^)\b([A-Z][a-z]+)(?:'s)?\b")
+_NOT_NAMES = frozenset((*en.STOPWORDS, *en.FILLERS, *en.WEEKDAYS, *en.MONTHS, *en.PARTS_OF_DAY))
 
 
 def _name(text: str) -> str | None:
+    """ "my name is Jane Doe", "she's called Luna", a short answer ("Milo"), or in a longer sentence of a
+    cased transcript a capitalised word that is not the sentence's first ("can I book Bella in")."""
     match = _NAME.search(text)
-    words = match.group(1).split() if match else re.findall(r"[A-Za-z][A-Za-z'-]+", text)
-    words = [w for w in words if w.lower() not in en.STOPWORDS and w.lower() not in en.FILLERS]
+    if match:
+        words = [w for w in match.group(1).split() if w.lower() not in _NOT_NAMES]
+    elif is_yes(text) or is_no(text):
+        return None  # "yes, that's fine" answers something else
+    else:
+        words = [w for w in re.findall(r"[A-Za-z][A-Za-z'-]+", text) if w.lower() not in _NOT_NAMES]
+        if len(words) > 3 and text != text.lower():
+            words = [w for w in _CAPITALISED.findall(text) if w.lower() not in _NOT_NAMES][:1]
     if not words or len(words) > 3:
         return None
     return " ".join(w.capitalize() for w in words[:2])
@@ -223,7 +233,7 @@ def _identifier(text: str) -> str | None:
 def _spelled_reference(text: str) -> str | None:
     """Single letters and digit words read one by one: "L M six eight, T R W" → "LM68TRW"."""
     best, current = "", []
-    for token in re.findall(r"[A-Za-z]+|\d+|[,.]", text):
+    for token in re.findall(r"[A-Za-z]+(?:'[A-Za-z]+)?|\d+|[,.]", text):
         low = token.lower()
         if len(token) == 1 and token.isalpha() and token not in ("a", "I"):
             current.append(token.upper())
@@ -244,12 +254,14 @@ def _spelled_reference(text: str) -> str | None:
 def parse_slot(slot: Slot, text: str, now: dt.datetime) -> Parsed:
     """The slot's value in `text`, or why there is none."""
     kind = slot.type
-    if kind == "digits":
-        return _digits(slot, text)
     if kind in ("number", "money"):
         return Parsed(_number(text))
+    if kind in ("date", "datetime", "time", "choice", "digits"):
+        text = _NEGATED.sub(" ", text)  # "Tuesday, not Monday", "a tyre change, not the inspection"
     if kind == "date":
-        return Parsed(parse_day(text, now))
+        return Parsed(parse_day(text, now, past=slot.past))
+    if kind == "digits":
+        return _digits(slot, text)
     if kind == "time":
         return Parsed(parse_time(text.lower())[0])
     if kind == "datetime":
@@ -269,7 +281,34 @@ def parse_slot(slot: Slot, text: str, now: dt.datetime) -> Parsed:
     if kind == "id":
         return Parsed(_identifier(text))
     words = [w for w in re.findall(r"[\w'-]+", text) if w.lower() not in en.FILLERS]
+    if len(words) <= 3 and (is_yes(text) or is_no(text)):
+        return Parsed(None)  # "yes please" answers a question the caller thought was asked, not this one
     return Parsed(text.strip() if len(words) >= 1 else None)  # text
+
+
+_CLAUSE_BREAK = re.compile(r"\s*(?:[.!?;,]+\s*|\s+(?:and|but|so|because)\s+)", re.I)
+NARRATIVE_WORDS = 3  # words beyond the request itself that make a first sentence an account of what happened
+
+
+def narrative(text: str, request_words: set[str]) -> str | None:
+    """The part of a first sentence that tells a story rather than asks for the task: "I want to claim on my
+    home insurance. Someone broke into the shed and took our bikes" gives the second sentence, for a free-text
+    slot. `request_words` are the stems the task's phrases, examples, description and choices use."""
+    from agent.brain.intents import content_stems
+
+    kept, told = [], 0
+    start = 0
+    for match in [*_CLAUSE_BREAK.finditer(text), None]:
+        end = match.start() if match else len(text)
+        clause = text[start:end]
+        new = [w for w in content_stems(clause) if w not in request_words and len(w) >= 3]
+        if new and not re.search(r"\d", clause):  # a clause with a number gave another slot its value
+            kept.append((start, end))
+            told += len(new)
+        start = match.end() if match else end
+    if told < NARRATIVE_WORDS:
+        return None
+    return text[kept[0][0] : kept[-1][1]].strip()
 
 
 def say_value(value: object, now: dt.datetime, spell: bool = False) -> str:

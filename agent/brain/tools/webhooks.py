@@ -36,7 +36,29 @@ def _fill(template: str, data: dict) -> str:
     return template.format(**{name: data[name] for name in fields})
 
 
+def json_arguments(arguments: dict, schema: dict) -> dict:
+    """Slot values as the schema declares them: dates as ISO text, a number the caller said as text for a
+    string property ("zip": "94110"), a numeric text for a number property."""
+    from agent.brain.entities import as_json
+
+    properties = schema.get("properties", {})
+    converted = {}
+    for name, value in arguments.items():
+        value = as_json(value)
+        kind = properties.get(name, {}).get("type")
+        if kind == "string" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)
+        elif kind in ("number", "integer") and isinstance(value, str):
+            try:
+                value = int(value) if kind == "integer" or value.isdigit() else float(value)
+            except ValueError:
+                pass  # the schema check below says what is wrong
+        converted[name] = value
+    return converted
+
+
 async def call_webhook(hook: WebhookTool, arguments: dict, allowed_hosts: list[str]) -> WebhookResult:
+    arguments = json_arguments(arguments, hook.parameters)
     try:
         jsonschema.validate(arguments, hook.parameters)
     except jsonschema.ValidationError as exc:
