@@ -1,0 +1,82 @@
+"""What may stop the bot: the text rule for an unfinished turn, the echo gate, and WebRTC's echo canceller."""
+
+import numpy as np
+import pytest
+
+from agent.audio.bargein import LineSpeechDetector
+from agent.audio.pcm import rms_dbfs
+from agent.call.turn_end import sounds_unfinished
+
+FRAME = 320
+
+
+@pytest.mark.parametrize(
+    ("text", "unfinished"),
+    [
+        ("My account number is.", True),
+        ("my number is 4471", True),
+        ("It's for the", True),
+        ("I'd like to book a cleaning.", False),
+        ("What is my account number?", False),
+        ("", False),
+    ],
+)
+def test_what_sounds_unfinished(text, unfinished):
+    assert sounds_unfinished(text) is unfinished
+
+
+def _speechlike(seconds: float, level_dbfs: float, seed: int = 1) -> bytes:
+    """Noise shaped by a 4 Hz syllable envelope: enough like speech for level and echo tests."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * 8000)
+    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 4 * np.arange(n) / 8000)
+    signal = rng.normal(0, 1, n) * envelope
+    signal *= 32768 * 10 ** (level_dbfs / 20) / (np.sqrt(np.mean(signal**2)) + 1e-9)
+    return np.clip(signal, -32768, 32767).astype("<i2").tobytes()
+
+
+class AlwaysSpeech:
+    def is_speech(self, frame, rate=8000):
+        return True
+
+
+def test_the_echo_gate_passes_a_caller_as_loud_as_the_bot_but_not_the_bots_echo():
+    gate = LineSpeechDetector(AlwaysSpeech())
+    bot = _speechlike(1.0, -18.0)
+    echo = (np.frombuffer(bot, "<i2") * 10 ** (-20 / 20)).astype("<i2").tobytes()
+    caller = _speechlike(1.0, -20.0, seed=2)
+    echo_heard = caller_heard = 0
+    for i in range(0, len(bot), FRAME):
+        gate.played(bot[i : i + FRAME])
+        echo_heard += gate.is_speech(echo[i : i + FRAME])
+    gate.reset()
+    for i in range(0, len(bot), FRAME):
+        gate.played(bot[i : i + FRAME])
+        caller_heard += gate.is_speech(caller[i : i + FRAME])
+    frames = len(bot) // FRAME
+    assert echo_heard <= frames // 10
+    assert caller_heard >= frames // 2
+
+
+def test_steady_line_noise_is_not_speech_once_its_level_is_known():
+    gate = LineSpeechDetector(AlwaysSpeech())
+    noise = np.random.default_rng(0).normal(0, 32768 * 10 ** (-45 / 20), 16000).astype("<i2").tobytes()
+    decisions = [gate.is_speech(noise[i : i + FRAME]) for i in range(0, len(noise), FRAME)]
+    assert not any(decisions[5:])
+
+
+def test_webrtc_echo_canceller_removes_the_bots_echo():
+    from agent.audio.echo import LineCleaner
+
+    cleaner = LineCleaner()
+    bot = _speechlike(3.0, -18.0)
+    delayed = b"\0" * 640 + bot[:-640]  # 40 ms echo path
+    echo = (np.frombuffer(delayed, "<i2") * 10 ** (-10 / 20)).astype("<i2").tobytes()  # a poor hybrid: -10 dB
+    before, after = [], []
+    for i in range(0, len(bot), FRAME):
+        cleaner.played(bot[i : i + FRAME])
+        cleaned = cleaner.clean(echo[i : i + FRAME])
+        if i >= len(bot) // 2:  # once the canceller has converged
+            before.append(rms_dbfs(echo[i : i + FRAME]))
+            after.append(rms_dbfs(cleaned))
+    assert np.median(after) < np.median(before) - 20
