@@ -20,8 +20,8 @@ import statistics
 from dataclasses import dataclass
 
 from agent.audio.vad import SpeechDetector
+from agent.call.turn_end import ENDS_WITH_DIGIT, sounds_unfinished
 
-ENDS_WITH_DIGIT = re.compile(r"\d\W*$")  # as agent/call/session.py decides "in the middle of a number"
 FRAME_BYTES = 320  # 20 ms at 8 kHz, 16-bit
 FRAME_S = 0.02
 TAIL_S = 1.5  # silence after the caller's last word
@@ -65,26 +65,28 @@ class Policy:
     model: bool = False
     max_silence_s: float = 0.0
     threshold: float = 0.5
-    number_hold_s: float = 0.0  # the live session's rule: a transcript ending in a digit waits this much longer
+    hold_s: float = 0.0  # a transcript that sounds unfinished waits this much longer (the session's rule)
+    hold_on: str = "digit"  # digit: only a number at the end | unfinished: agent.call.turn_end.sounds_unfinished
 
     @property
     def name(self) -> str:
-        if self.number_hold_s:
-            return f"silence {self.silence_s:.2f} s, +{self.number_hold_s:.2f} s after a digit (the session's rule)"
+        if self.hold_s:
+            after = "a digit" if self.hold_on == "digit" else "a digit or an unfinished phrase"
+            return f"silence {self.silence_s:.2f} s, +{self.hold_s:.2f} s after {after}"
         if not self.model:
             return f"silence {self.silence_s:.2f} s"
         return f"Smart Turn at {self.silence_s:.2f} s, else {self.max_silence_s:.2f} s (p>={self.threshold})"
 
 
-def _decide(policy: Policy, utterance: Utterance, probability, ends_in_digit) -> tuple[bool, float | None]:
+def _decide(policy: Policy, utterance: Utterance, probability, transcript) -> tuple[bool, float | None]:
     """(cut before the end, wait after the last word in seconds)."""
     first = round(policy.silence_s / FRAME_S)
     longest = round(policy.max_silence_s / FRAME_S) if policy.model else first
     for pause in utterance.pauses:
         if pause.frames < first and not pause.final:
             continue
-        if policy.number_hold_s and ends_in_digit(utterance, pause, first):
-            held = first + round(policy.number_hold_s / FRAME_S)
+        if policy.hold_s and _holds(policy, transcript(utterance, pause, first)):
+            held = first + round(policy.hold_s / FRAME_S)
             if pause.final:
                 return False, held * FRAME_S
             if pause.frames >= held:
@@ -98,18 +100,23 @@ def _decide(policy: Policy, utterance: Utterance, probability, ends_in_digit) ->
     return False, None
 
 
+def _holds(policy: Policy, text: str) -> bool:
+    if policy.hold_on == "digit":
+        return ENDS_WITH_DIGIT.search(text.strip()) is not None
+    return sounds_unfinished(text)
+
+
 def evaluate(
     policies: list[Policy], sets: dict[str, list[Utterance]], turn_model=None, transcriber=None
 ) -> tuple[list[dict], float | None]:
     cache: dict[tuple[int, int, int], float] = {}
-    heard: dict[tuple[int, int, int], bool] = {}
+    heard: dict[tuple[int, int, int], str] = {}
     cpu_ms: list[float] = []
 
-    def ends_in_digit(utterance: Utterance, pause: Pause, frames: int) -> bool:
+    def transcript(utterance: Utterance, pause: Pause, frames: int) -> str:
         key = (id(utterance), pause.start, frames)
         if key not in heard:
-            text = transcriber.transcribe(utterance.pcm[: (pause.start + frames) * FRAME_BYTES]).text
-            heard[key] = ENDS_WITH_DIGIT.search(text) is not None
+            heard[key] = transcriber.transcribe(utterance.pcm[: (pause.start + frames) * FRAME_BYTES]).text
         return heard[key]
 
     def probability(utterance: Utterance, pause: Pause, frames: int) -> float:
@@ -126,7 +133,7 @@ def evaluate(
         for set_name, utterances in sets.items():
             cut = 0
             for utterance in utterances:
-                early, wait = _decide(policy, utterance, probability, ends_in_digit)
+                early, wait = _decide(policy, utterance, probability, transcript)
                 cut += early
                 if wait is not None:
                     waits.append(wait)
@@ -173,4 +180,5 @@ def number_set(detector: SpeechDetector, voice, count: int = 30, seed: int = 7) 
 def default_policies() -> list[Policy]:
     fixed = [Policy(s) for s in (0.2, 0.3, 0.45, 0.6, 0.8, 1.0)]
     smart = [Policy(t, True, 0.6, threshold=p) for t in (0.1, 0.2, 0.3) for p in (0.5, 0.9, 0.97)]
-    return fixed + smart + [Policy(0.3, number_hold_s=0.7), Policy(0.3, number_hold_s=1.2)]
+    held = [Policy(0.3, hold_s=h, hold_on=on) for on in ("digit", "unfinished") for h in (0.7, 1.2)]
+    return fixed + smart + held + [Policy(0.2, hold_s=1.2, hold_on="unfinished")]

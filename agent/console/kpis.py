@@ -128,7 +128,7 @@ def _x(index: int, count: int) -> float:
 def _day_labels(days: list[str]) -> list[str]:
     marks = []
     for index, day in enumerate(days):
-        if index % 7 == 0 or index == len(days) - 1:
+        if (len(days) - 1 - index) % 7 == 0:  # weekly marks ending today
             marks.append(f'<text x="{_x(index, len(days)):.0f}" y="{H + 14}" font-size="9" fill="#888" '
                          f'text-anchor="middle">{day[5:]}</text>')  # fmt: skip
     return marks
