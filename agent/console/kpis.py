@@ -181,6 +181,11 @@ def _legend(series) -> list[str]:
     return out
 
 
+def _percentiles_chart(title: str, days: list[str], daily: list[dict], field: str) -> str:
+    series = [(p, colour, [d[f"{field}_{p}"] for d in daily]) for p, colour in (("p50", "#264653"), ("p95", "#e76f51"))]
+    return line_chart(title, days, series, lambda v: f"{v:.0f} ms")
+
+
 def charts(summary: dict) -> list[str]:
     daily = summary["daily"]
     days = [d["day"] for d in daily]
@@ -195,37 +200,21 @@ def charts(summary: dict) -> list[str]:
                 ("refused", "#e76f51", [d["admission_refusals"] for d in daily]),
                 ("other", "#adb5bd", other),
             ],
-        ),  # fmt: skip
+        ),
         line_chart(
             "Containment rate",
             days,
             [("containment", "#2a9d8f", [d["containment"] for d in daily])],
             lambda v: f"{v * 100:.0f} %",
-        ),  # fmt: skip
-        line_chart(
-            "Reply latency",
-            days,
-            [
-                ("p50", "#264653", [d["reply_ms_p50"] for d in daily]),
-                ("p95", "#e76f51", [d["reply_ms_p95"] for d in daily]),
-            ],
-            lambda v: f"{v:.0f} ms",
-        ),  # fmt: skip
-        line_chart(
-            "Time to first audio",
-            days,
-            [
-                ("p50", "#264653", [d["first_audio_ms_p50"] for d in daily]),
-                ("p95", "#e76f51", [d["first_audio_ms_p95"] for d in daily]),
-            ],
-            lambda v: f"{v:.0f} ms",
-        ),  # fmt: skip
+        ),
+        _percentiles_chart("Reply latency", days, daily, "reply_ms"),
+        _percentiles_chart("Time to first audio", days, daily, "first_audio_ms"),
         line_chart(
             "Average handle time",
             days,
             [("handle", "#264653", [d["handle_ms_mean"] for d in daily])],
             lambda v: f"{v / 1000:.0f} s",
-        ),  # fmt: skip
+        ),
         line_chart(
             "ASR confidence and CSAT (of 5)",
             days,
@@ -234,5 +223,5 @@ def charts(summary: dict) -> list[str]:
                 ("CSAT/5", "#2a9d8f", [d["csat_mean"] / 5 if d["csat_mean"] is not None else None for d in daily]),
             ],
             lambda v: f"{v:.2f}",
-        ),  # fmt: skip
+        ),
     ]

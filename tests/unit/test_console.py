@@ -289,3 +289,30 @@ def test_console_refuses_a_public_address_without_tls(capsys):
 
     assert main(["console", "--listen", "0.0.0.0:8088"]) == 2
     assert "without TLS" in capsys.readouterr().err
+
+
+def test_deployment_shows_the_config_and_its_file_line_error(client, config_dir):
+    log_in(client, "watcher", VIEWER_PW)
+    page = client.get("/deployment").text
+    assert "book_appointment" in page and "clinic.md" in page
+    assert "Run test call" not in page  # a viewer sees no test button
+    config = config_dir / "agent.yaml"
+    config.write_text(config.read_text() + "\nno_such_setting: 1\n")
+    page = client.get("/deployment").text
+    assert re.search(r"agent\.yaml:\d+: no_such_setting: unknown setting", page)
+
+
+def test_recording_player_when_a_recording_exists(client, engine, tmp_path):
+    store = CallStore(engine)
+    record = store.open_call("5eed0000-0000-4000-8000-000000000002", "clinic")
+    record.write("call_start", models=[])
+    record.write("call_end", outcome="hangup")
+    store.close()
+    log_in(client, "watcher", VIEWER_PW)
+    assert "<audio" not in client.get("/calls/5eed0000-0000-4000-8000-000000000002").text
+    (tmp_path / "recordings").mkdir()
+    (tmp_path / "recordings" / "5eed0000-0000-4000-8000-000000000002.wav").write_bytes(b"RIFF....WAVE")
+    assert "<audio" in client.get("/calls/5eed0000-0000-4000-8000-000000000002").text
+    audio = client.get("/calls/5eed0000-0000-4000-8000-000000000002/recording")
+    assert audio.status_code == 200 and audio.headers["content-type"] == "audio/wav"
+    assert "recording_played" in audit_actions(engine)
