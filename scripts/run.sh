@@ -34,7 +34,7 @@ for _ in $(seq 1 300); do
 done
 # the admin console beside the agent (loopback only; started once the agent has migrated the database);
 # the first run creates its admin with a generated password, shown once below
-console_listen="${PHONE_AGENT_CONSOLE:-127.0.0.1:8088}"
+console_listen="${PHONE_AGENT_CONSOLE:-127.0.0.1:8090}"
 login=$(.venv/bin/python -m agent console-user init 2>/dev/null || true)
 .venv/bin/python -m agent console --config "$config" --listen "$console_listen" 2>>state/console.log &
 console=$!
@@ -42,7 +42,7 @@ echo "[run] placing a demo call through Asterisk (scenarios/clinic/demo.yaml) ..
 .venv/bin/python -m agent call --script scenarios/clinic/demo.yaml || echo "[run] the demo call did not pass; see above"
 sip=$(grep ^SIP_BIND= "$box_env" | cut -d= -f2):$(grep ^SIP_PORT= "$box_env" | cut -d= -f2)
 echo "[run] serving calls: SIP on $sip, agent on $address. Ctrl-C to stop."
-echo "[run] admin console: http://$console_listen/ (from another machine: ssh -L 8088:$console_listen this-box)"
+echo "[run] admin console: http://$console_listen/ (from another machine: ssh -L 8090:$console_listen this-box)"
 if [ -n "$login" ]; then
     echo "[run]   $login"
 else

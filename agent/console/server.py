@@ -1,6 +1,6 @@
 """`python -m agent console` and `python -m agent console-user`: serve the console, manage its users.
 
-The console listens on 127.0.0.1:8088 by default. Any other address needs
+The console listens on 127.0.0.1:8090 by default. Any other address needs
 --tls-cert and --tls-key: a login page must never travel in clear text off
 the box. The session signing key is generated once into state/console.key
 (0600); deleting it logs everyone out.
@@ -22,7 +22,7 @@ from agent.console.live import default_status_address
 from agent.store.db import database_url, describe_url, make_engine
 
 log = logging.getLogger(__name__)
-DEFAULT_LISTEN = "127.0.0.1:8088"
+DEFAULT_LISTEN = "127.0.0.1:8090"
 
 
 def split_address(text: str) -> tuple[str, int]:

@@ -70,7 +70,7 @@ def config_dir(tmp_path):
 def client(engine, config_dir, tmp_path):
     settings = ConsoleSettings(engine=engine, config_dir=config_dir, status_address="127.0.0.1:1",
                                secret_key="test-secret", recordings_dir=tmp_path / "recordings")  # fmt: skip
-    with TestClient(create_app(settings, FakeFeed(), FakeChecker()), base_url="http://127.0.0.1:8088") as client:
+    with TestClient(create_app(settings, FakeFeed(), FakeChecker()), base_url="http://127.0.0.1:8090") as client:
         yield client
 
 
@@ -287,7 +287,7 @@ def test_only_loopback_without_tls():
 def test_console_refuses_a_public_address_without_tls(capsys):
     from agent.__main__ import main
 
-    assert main(["console", "--listen", "0.0.0.0:8088"]) == 2
+    assert main(["console", "--listen", "0.0.0.0:8090"]) == 2
     assert "without TLS" in capsys.readouterr().err
 
 
