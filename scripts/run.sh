@@ -43,6 +43,8 @@ echo "[run] placing a demo call through Asterisk (scenarios/clinic/demo.yaml) ..
 sip=$(grep ^SIP_BIND= "$box_env" | cut -d= -f2):$(grep ^SIP_PORT= "$box_env" | cut -d= -f2)
 echo "[run] serving calls: SIP on $sip, agent on $address. Ctrl-C to stop."
 echo "[run] admin console: http://$console_listen/ (from another machine: ssh -L 8090:$console_listen this-box)"
+(exec 3<>"/dev/tcp/${console_listen%:*}/${console_listen#*:}") 2>/dev/null \
+    || echo "[run]   WARNING: the console is not answering yet; see state/console.log" >&2
 if [ -n "$login" ]; then
     echo "[run]   $login"
 else
