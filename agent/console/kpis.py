@@ -129,8 +129,9 @@ def _day_labels(days: list[str]) -> list[str]:
     marks = []
     for index, day in enumerate(days):
         if (len(days) - 1 - index) % 7 == 0:  # weekly marks ending today
+            anchor = "end" if index == len(days) - 1 else "middle"  # today's mark stays inside the chart
             marks.append(f'<text x="{_x(index, len(days)):.0f}" y="{H + 14}" font-size="9" fill="#888" '
-                         f'text-anchor="middle">{day[5:]}</text>')  # fmt: skip
+                         f'text-anchor="{anchor}">{day[5:]}</text>')  # fmt: skip
     return marks
 
 
