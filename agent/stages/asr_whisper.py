@@ -63,7 +63,9 @@ class WhisperTranscriber:
         self.model = model_name
         self.short_window = short_window
         self._model = WhisperModel(str(model_dir), device="cpu", compute_type="int8", cpu_threads=threads)
-        self._tokenizer = Tokenizer(self._model.hf_tokenizer, False, task="transcribe", language="en")
+        # base and small are multilingual: their prompt names the language (<|en|><|transcribe|>); tiny.en's has none
+        multilingual = self._model.model.is_multilingual
+        self._tokenizer = Tokenizer(self._model.hf_tokenizer, multilingual, task="transcribe", language="en")
         # the options faster-whisper's transcribe() builds for the arguments used below
         self._options = TranscriptionOptions(
             beam_size=1,
