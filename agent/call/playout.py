@@ -2,8 +2,9 @@
 
 Asterisk's AudioSocket hangs up after 2 s without audio from us, and a burst of
 frames would be dropped or delayed by its jitter handling, so the writer owns a
-clock and always sends something. Barge-in clears the queue: the bot stops
-within one frame.
+clock and always sends something. Barge-in first pauses the output (the bot
+is silent within one frame, its queue kept), then either clears the queue (the
+caller is really talking) or resumes it (a cough, an "mm-hm").
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class Playout:
         self.last_bot_frame_at = 0.0
         self._drained = asyncio.Event()
         self._drained.set()
+        self.paused = False  # a possible barge-in: silence is sent, the queue is kept until it is decided
 
     @property
     def speaking(self) -> bool:
@@ -50,8 +52,16 @@ class Playout:
             self._drained.clear()
         return self.frames_queued
 
+    def pause(self) -> None:
+        """Stop sounding now but keep what is queued: the caller may only be coughing or saying "mm-hm"."""
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
+
     def clear(self) -> int:
         """Drop everything not yet sent (barge-in); returns frames dropped."""
+        self.paused = False
         dropped = len(self._queue)
         self._queue.clear()
         self.frames_queued -= dropped
@@ -65,7 +75,7 @@ class Playout:
         loop = asyncio.get_running_loop()
         next_at = loop.time()
         while True:
-            if self._queue:
+            if self._queue and not self.paused:
                 payload = self._queue.popleft()
                 self.frames_played += 1
                 self.last_bot_frame_at = time.monotonic()

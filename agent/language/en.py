@@ -127,6 +127,8 @@ CORRECTION = r"\b(i said|i meant|i mean|actually|sorry,? (it'?s|i meant)|not .{1
 FILLERS = frozenset(
     {"uh", "um", "erm", "hmm", "mm", "er", "ah", "like", "so", "well", "okay", "ok", "yeah", "hi", "hello"}
 )
+# said while the bot talks, these only show the caller is listening: the bot pauses, then goes on
+BACKCHANNEL = r"^\W*((m+-?)?h?m+-?h?m+|uh-?huh|hmm+|mhm+|mm+|uh+|um+)\W*$"
 # an utterance that stops on one of these has not finished (the caller paused before what they meant
 # to say: "my account number is ... 4471"); the turn is held a moment longer, like a half-read number
 UNFINISHED = r"\b(is|are|was|were|my|your|the|a|an|and|or|but|to|of|for|with|from|at|on|in|um+|uh+|er+|erm|because|it's|that's)\W*$"
