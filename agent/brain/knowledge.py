@@ -128,7 +128,16 @@ class KnowledgeBase:
             for rowid, score in rows[:limit]
         ]
         if any(hit.score >= MIN_ANSWER_SCORE or hit.covered >= 2 for hit in hits):
-            return hits  # the words found it: their ranking stands
+            if not by_meaning:
+                return hits  # the words found it: their ranking stands
+            # the words found it: words and meaning rank it, with the passages closest in meaning as candidates too
+            found = {hit.passage.id for hit in hits}
+            hits += [
+                Hit(by_id[rowid], -dict(rows).get(rowid, 0.0), _covered(terms, by_id[rowid]), similarity, index)
+                for rowid, similarity, index in by_meaning[:limit]
+                if rowid not in found
+            ]
+            return fused(hits)[:limit]
         # the words found nothing good (a misheard term, another word for it): the meaning ranks
         return [
             Hit(by_id[rowid], -dict(rows).get(rowid, 0.0), _covered(terms, by_id[rowid]), similarity, index)
@@ -152,6 +161,23 @@ class KnowledgeBase:
     def answers(self, query: str) -> list[Hit]:
         """The passages relevant enough to answer `query` from, best first."""
         return [hit for hit in self.search(query) if hit.relevant]
+
+
+FUSION_K = 1  # reciprocal-rank fusion constant: small, so a passage first on two rankings wins
+
+
+def fused(hits: list[Hit]) -> list[Hit]:
+    """The word-found passages re-ranked by reciprocal-rank fusion of three rankings: BM25, how many of the
+    question's terms each contains, and how close its closest sentence is in meaning. BM25 alone lets one
+    frequent word decide ("how much do I have to pay…" found the payment-plan passage before the excess)."""
+
+    def rank(value: float, values: list[float]) -> int:  # ties share a rank
+        return 1 + sum(1 for other in values if other > value)
+
+    fields = [[h.score for h in hits], [float(h.covered) for h in hits], [h.similarity for h in hits]]
+    score = [sum(1 / (FUSION_K + rank(values[i], values)) for values in fields) for i in range(len(hits))]
+    order = sorted(range(len(hits)), key=lambda i: (score[i], hits[i].similarity), reverse=True)
+    return [hits[i] for i in order]
 
 
 def sentences_of(text: str) -> list[str]:

@@ -39,7 +39,7 @@ PARTS_OF_DAY = ("morning", "afternoon", "evening")
 INTENT_PATTERNS = {
     "injection": r"\b(ignore (all |your |the |any |previous |prior )*(instructions|rules|prompt)|system prompt|you are now|pretend (to be|you are|you're)|jailbreak|developer mode|disregard (your|all|the))\b",
     "identity": r"\b(who (am i (talking|speaking) to|are you)|what are you\W*$|are you (a |an )?(robot|bot|machine|human|real|person|computer|ai|recording|answering (service|machine))|am i (talking|speaking|through) (to|with) (a |an )?(robot|bot|machine|human|real|person|computer)|(is|are) (this|that|it|there|you) (a |an )?(real person|person|robot|bot|machine|recording|computer|automated|an ai|ai|human)( or|\W*$| on the (other|line))|you'?re not (a |an )?(real )?(person|human))",
-    "human": r"\b(human|real person|a person|someone real|somebody real|operator|receptionist|representative|(talk|speak) (to|with) (a|an|the|someone|somebody|your|anybody|anyone)\b|live agent|an agent|a colleague|put me through|transfer me|(have|get) a word with|^\W*agent\W*$)\b",
+    "human": r"\b(human|real person|a person|someone real|somebody real|operator|receptionist|representative|(talk|speak) (to|with) (a|an|the|someone|somebody|your|anybody|anyone)\b|live agent|an agent|a colleague|put me through|transfer me|(have|get) a (quick |little |brief )?word with|^\W*agent\W*$)\b",
     "goodbye": r"\b(bye|goodbye|good bye|that'?s all|that is all|nothing else|hang up|that'?s everything|i'?m done)\b",
     "thanks": r"^\W*(ok(ay)?,? )?(thank you|thanks|thank you very much|many thanks|great,? thanks?|cheers|perfect,? thanks?)\W*$",
     "cancel_task": r"\b(forget (it|that|about it)|never ?mind|don'?t bother|leave it|stop that|scrap that|skip it)\b",
@@ -118,6 +118,11 @@ INTENT_EXAMPLES = {
 }
 # how upset callers say it, whatever the business (the config adds its own upset_phrases)
 UPSET = r"\b(fed up|sick (and tired )?of|had enough|fuming|furious|livid|disgust(ed|ing)|disgrace|unacceptable|ridiculous|useless|pathetic|stupid|waste of (my )?time|nobody (ever )?(answers|helps|calls|cares|gets back)|never (again|answers)|(is|what) (a|an absolute|a complete|such a) joke|(an absolute|a complete) joke|appalling|outrageous|(want|going) to complain|(make|making|file) a (formal )?complaint|ripped (me )?off|lied to|are you kidding|my lawyer|sort this out now)\b"
+# an emergency in the caller's own words, whatever the business (the config adds its emergency_phrases):
+# something dangerous (DANGER) that is happening now (HAPPENING), not asked about ("what if…", "is it covered…")
+DANGER = r"\b(bleed(ing|s)?|blood|unconscious|not breathing|can'?t breathe|on fire|fire|smoke|collapsed?|seizure|choking|(hit|knocked (down|over)|run over) by|won'?t (get up|wake up|wake|stand up)|can'?t (get up|stand up)|crash(ed)?|accident|pouring|gushing|flooding|sparks|sparking|fell (over|down)|fallen (over|down)|came down|poison(ed)?|stuck|stranded|trapped|burst|hurt|injured)\b"
+HAPPENING = r"(^\W*help\b|\b(just|right now|now|at the moment|as we speak|urgent(ly)?|(is|are|'s|'re) (lying|hanging|pouring|gushing|leaking|sparking|burning|smoking|bleeding|coming)|won'?t (get up|wake|stop)|can'?t (get up|stop|stand))\b)"
+HYPOTHETICAL = r"\b(if|in case|what happens|would (i|it|you|that)|am i covered|is (it|that) covered)\b"
 # a request anywhere in the sentence ("my car's making a horrible noise, can someone check it"): not upset by tone alone
 REQUEST = r"\?|\b(can|could|would|will|do|does|did|is|are|how|what|when|where|which)\s+(you|i|we|someone|somebody|anyone|it|they|there|that|this)\b|\bhow (much|soon|long|do)\b"
 YES = r"^\W*(yes|yeah|yep|yup|ya|sure|correct|right|please do|please|ok(ay)?|that'?s (fine|right|good|correct|great|it)|sounds good|perfect|go ahead|do it|great|absolutely|definitely|of course|affirmative|that works|fine)\b"
