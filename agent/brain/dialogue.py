@@ -487,11 +487,22 @@ class Dialogue:
 
     def _escalation(self, text: str) -> Reply | None:
         rules = self.config.escalation
-        if any(phrase_in(p, text) for p in rules.emergency_phrases):
+        if any(phrase_in(p, text) for p in rules.emergency_phrases) or self._sounds_like_emergency(text):
             return transfer(self.config, "emergency", rules.emergency_message, rules.emergency_target)
         if any(phrase_in(p, text) for p in rules.upset_phrases) or _UPSET.search(text) or self._sounds_upset(text):
             return transfer(self.config, "caller-upset", self.config.say("caller_upset"))
         return None
+
+    def _sounds_like_emergency(self, text: str) -> bool:
+        """Danger happening now, in the caller's own words ("water is pouring through the ceiling right now",
+        "he's just been knocked down by a van"), where the config takes emergencies at all; a question about
+        what would happen ("am I covered if…") is not one."""
+        rules = self.config.escalation
+        if not (rules.emergency_phrases or rules.emergency_target):
+            return False
+        if _INFO_QUESTION.search(text) or _HYPOTHETICAL.search(text):
+            return False
+        return bool(_DANGER.search(text) and _HAPPENING.search(text))
 
     def _sounds_upset(self, text: str) -> bool:
         """Negative sentiment alone is not upset: "my parcel arrived damaged, how do returns work?" is a request."""
