@@ -30,12 +30,18 @@ def _setup_logging(verbose: bool) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from agent.engines import load_engines
     from agent.transport.server import AgentServer
+    from agent.transport.status import StatusAddressError, parse_address
 
     config = load_config(args.config)
     box = load_box_settings()
     host, port = box.agent_host_port
+    try:
+        status = parse_address(args.status_address, args.status_allow_remote)
+    except StatusAddressError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
     engines = load_engines()
-    server = AgentServer(engines, config, box, args.host or host, args.port or port)
+    server = AgentServer(engines, config, box, args.host or host, args.port or port, status)
     asyncio.run(server.serve_forever())
     return 0
 
@@ -159,6 +165,11 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--config", type=Path, help="admin config directory (default: configs/clinic)")
     run.add_argument("--host", help="listen address (default from the box settings, /opt/phone-agent/asterisk.env)")
     run.add_argument("--port", type=int, help="listen port (default from the box settings, /opt/phone-agent/asterisk.env)")
+    run.add_argument(
+        "--status-address",
+        help="HOST:PORT of GET /metrics and /live (default $PHONE_AGENT_STATUS or 127.0.0.1:9464; off: none)",
+    )
+    run.add_argument("--status-allow-remote", action="store_true", help="allow a status address that is not loopback")
     run.set_defaults(func=cmd_run)
 
     call = sub.add_parser("call", help="place a scripted test call through the local Asterisk")

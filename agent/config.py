@@ -275,6 +275,18 @@ class Understanding(_Strict):
     )
 
 
+class Survey(_Strict):
+    """The post-call satisfaction survey (CSAT): asked only of a caller who ends the call themselves
+    (goodbye, or no after "anything else?"), never of one being transferred, who was upset, or who hung up."""
+
+    enabled: bool = False
+    question: str | None = Field(None, description="default: the survey_question sentence (agent/language/en.py)")
+    thanks: str | None = Field(None, description="said after an answer; default: the survey_thanks sentence")
+    keypad: bool = Field(True, description="the caller may press 1-5 instead of saying it")
+    answer_timeout_s: float = Field(8.0, gt=0, le=30, description="silence after the question before the goodbye")
+    tries: int = Field(2, ge=1, le=3, description="answers that are not 1-5 before the goodbye")
+
+
 class AgentConfig(_Strict):
     directory: Path
     business_name: str = Field(min_length=1)
@@ -302,6 +314,7 @@ class AgentConfig(_Strict):
     endpointing: EndpointSettings = EndpointSettings()
     privacy: Privacy = Privacy()
     capacity: Capacity = Capacity()
+    survey: Survey = Survey()
 
     @field_validator("greeting")
     @classmethod

@@ -16,6 +16,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
+from agent import metrics
 from agent.brain.dialogue import Answer, Brain
 from agent.brain.grounding import unsupported_facts
 from agent.call.clauses import ClauseSplitter, split_clauses
@@ -49,6 +50,7 @@ async def answer_clauses(
                 loop.call_soon_threadsafe(pieces.put_nowait, piece)
         except Exception:  # a model failure must not kill the call: the extractive answer stands in
             log.exception("LLM generation failed")
+            metrics.model_error("llm")
         finally:
             loop.call_soon_threadsafe(pieces.put_nowait, None)
 

@@ -10,24 +10,28 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import datetime as dt
 import enum
 import logging
 import os
 import time
 from dataclasses import dataclass, replace
 
+from agent import metrics
 from agent.audio.pcm import resample
 from agent.audio.vad import SpeechDetector, SpeechSegmenter, VadEvent
 from agent.brain.answers import answer_clauses
 from agent.brain.dialogue import Brain, Dialogue, Reply, transfer
-from agent.brain.entities import digit_runs
+from agent.brain.entities import as_json, digit_runs, is_no
 from agent.call.clauses import speakable, split_clauses
 from agent.call.playout import FRAME, FRAME_S, Playout
 from agent.call.recording import CallRecording
+from agent.call.survey import should_ask, survey_score
 from agent.call.turn_end import ENDS_WITH_DIGIT, sounds_unfinished
 from agent.config import AgentConfig, discloses_ai
 from agent.engines import Engines
-from agent.privacy.redact import DTMF, PAYMENT_TYPES
+from agent.language import en
+from agent.privacy.redact import DTMF, EMAIL, NAME, PAYMENT_TYPES, PHONE
 from agent.protocol import audiosocket as proto
 from agent.stages.base import TranscriberStream, Transcript
 from agent.stages.compute import ComputeQueue
@@ -46,6 +50,7 @@ DIGIT_PAUSE_S = 3.0  # keypad entry ends with # or this long a pause
 # an utterance ending in a number or on an unfinished phrase ("my account number is") waits this long for
 # the rest: 1.2 s cut 0 of 30 numbers read in groups, 0.7 s cut 3 (python -m agent bench --turn-taking)
 HOLD_UNFINISHED_S = 1.2
+_PERSONAL_SLOTS = {"name": NAME, "email": EMAIL, "phone": PHONE}  # shown on /live only as their kind
 
 
 class Outcome(enum.StrEnum):
@@ -136,6 +141,12 @@ class CallSession:
         self._superseded_up_to = 0  # segments merged into a later one (the caller only paused)
         self._processed_stream = 0  # the last segment the conversation acted on
         self._turn_revocable = False  # the last turn may be taken back if the caller was not done
+        self._started = time.monotonic()
+        self._started_at = dt.datetime.now(dt.UTC)
+        self._last_reply_ms: int | None = None  # for /live
+        self._ending = ""  # "transfer" while the caller is being handed to a human
+        self._upset = False  # the caller sounded upset at some point: never asked the survey
+        self._surveying = False
 
     # ---- lifecycle --------------------------------------------------------
 
@@ -196,6 +207,36 @@ class CallSession:
         self._close_socket()  # without the AMI variable the dialplan still queues the caller
         self._record.write("call_end", outcome=str(self.outcome))
         return self.outcome
+
+    def live(self) -> dict:
+        """This call for the /live endpoint: state, task, slots so far (redacted like the record), last reply."""
+        run = self._dialogue.run if self._dialogue else None
+        slots = {}
+        if run is not None and self._record is not None:
+            for slot in run.task.slots:
+                if slot.name in run.fields:
+                    value = as_json(run.fields[slot.name])
+                    kind = _PERSONAL_SLOTS.get(slot.type)
+                    slots[slot.name] = f"[{kind}]" if kind else str(self._record.redact(str(value)))
+        return {
+            "call_id": self.call_id,
+            "started_at": self._started_at.isoformat(timespec="seconds"),
+            "duration_s": round(time.monotonic() - self._started, 1),
+            "state": self._state(run is not None),
+            "task": run.task.name if run is not None else None,
+            "slots": slots,
+            "last_reply_ms": self._last_reply_ms,
+            "turns": self._turn_no,
+        }
+
+    def _state(self, in_task: bool) -> str:
+        if self._ending == "transfer":
+            return "transferring"
+        if self._playout.speaking:
+            return "speaking"
+        if self._reply_busy():
+            return "thinking"  # deciding, generating or synthesizing; nothing audible yet
+        return "in_task" if in_task else "listening"
 
     async def _first_message(self, decoder: proto.Decoder) -> proto.CallId:
         async with asyncio.timeout(UUID_TIMEOUT_S):
@@ -486,6 +527,9 @@ class CallSession:
                         "asr_ms": round(utterance.asr_ms),
                     }
                     self._utterance = utterance
+                    self._upset = (
+                        self._upset or self._brain.angry(utterance.text) or self._brain.negative(utterance.text)
+                    )
                     reply = await self._dialogue.on_text(utterance.text)
                     self._turn_revocable = not any(call.changes for call in reply.tools) and reply.end is None
                     if self._turn_revocable:  # written once the caller hears a reply or does not go on
@@ -555,6 +599,8 @@ class CallSession:
                 Outcome.TRANSFERRED, reply.reason or "transfer", " ".join(reply.say), reply.target
             )
         if reply.end == "hangup":
+            if should_ask(self._config, reply, self._upset, self._turn_no):
+                return await self._survey(" ".join(reply.say))
             return await self._finish(Outcome.COMPLETED, " ".join(reply.say))
         self._start_reply(self._respond(reply))
         return None
@@ -624,6 +670,8 @@ class CallSession:
 
     def _asr_hint(self) -> str:
         """The recognizer's prompt for the next utterance: a number when the bot has just asked for one."""
+        if self._surveying:
+            return en.DIGITS_HINT
         return self._dialogue.asr_hint if self._dialogue else self._brain.asr_hint
 
     async def _respond(self, reply: Reply) -> None:
@@ -632,7 +680,10 @@ class CallSession:
         utterance = self._utterance
         self._history.append({"role": "user", "content": utterance.text if utterance else ""})
         started = time.monotonic()
-        timings = {"endpoint_ms": utterance.endpoint_ms, "asr_ms": utterance.asr_ms} if utterance else {}
+        timings = {}
+        if utterance:  # decide: from the transcript to this reply (routing, tools, a number's hold)
+            decide_ms = max(0.0, (started - utterance.speech_end_at) * 1000 - utterance.asr_ms)
+            timings = {"endpoint_ms": utterance.endpoint_ms, "asr_ms": utterance.asr_ms, "decide_ms": decide_ms}
         sources: list[str] = []
         interrupted = False
         try:
@@ -677,6 +728,10 @@ class CallSession:
             timings["first_audio_ms"] = (time.monotonic() - started) * 1000  # + TTS until audio is queued
             if self._admission:  # the load signal: speech end -> first audio, as the caller waits for it
                 self._admission.observe_reply(timings.get("asr_ms", 0) + timings["first_audio_ms"])
+            if "decide_ms" in timings:  # the caller's wait: their last word -> first audio (the metric)
+                reply_ms = sum(timings[k] for k in ("endpoint_ms", "asr_ms", "decide_ms", "first_audio_ms"))
+                timings["reply_ms"] = reply_ms
+                self._last_reply_ms = round(reply_ms)
 
     # ---- ending the call --------------------------------------------------
 
@@ -695,11 +750,72 @@ class CallSession:
     async def _finish(self, outcome: Outcome, goodbye: str) -> Outcome:
         return await self._end_call(outcome, goodbye, "goodbye", {"AGENT_ACTION": "hangup"})
 
+    async def _survey(self, goodbye: str) -> Outcome:
+        """The post-call survey (see agent/call/survey.py): a question, a score said or pressed, thanks, goodbye.
+
+        The call ends normally whatever happens: no answer within survey.answer_timeout_s, answers that
+        are no score (asked again within survey.tries), a no, or the caller hanging up.
+        """
+        survey, config = self._config.survey, self._config
+        await self._interrupt(None)
+        self._surveying, self._expect_digits, self._turn_revocable = True, False, False
+        score, asked, deadline = None, 0, None
+        while score is None and asked < survey.tries:
+            if deadline is None:  # ask (again)
+                asked += 1
+                text = (survey.question or config.say("survey_question")) if asked == 1 else config.say("survey_retry")
+                self._start_reply(self._speak_fixed(text, kind="survey"))
+                deadline = float("inf")
+            if deadline == float("inf") and not (self._playout.speaking or self._reply_busy()):
+                deadline = time.monotonic() + survey.answer_timeout_s  # the question has been said
+            try:
+                event = await asyncio.wait_for(self._events.get(), min(0.25, deadline - time.monotonic()))
+            except TimeoutError:
+                if time.monotonic() >= deadline:
+                    break
+                continue
+            answer = None
+            match event:
+                case BargeIn():
+                    if self._playout.speaking or self._reply_busy():
+                        await self._interrupt(event.at)  # the caller answers before the question is over
+                    continue
+                case Utterance(stream_no=number) if number <= self._superseded_up_to:
+                    continue
+                case Utterance(text="") | AgentFault():
+                    continue
+                case Utterance() as utterance:
+                    self._record.settle()
+                    self._processed_stream = utterance.stream_no
+                    self._turn_no += 1
+                    self._record.write(
+                        "caller_turn", n=self._turn_no, heard=utterance.text, confidence=utterance.confidence,
+                        asr_ms=round(utterance.asr_ms),
+                    )  # fmt: skip
+                    answer = utterance.text
+                case DtmfPressed(digit=digit) if survey.keypad:
+                    self._keypad_turn()
+                    answer = digit
+                case CallerGone(reason=reason):
+                    self._record.write("caller_gone", reason=reason)
+                    self._record.write("survey", csat=None)
+                    return Outcome.COMPLETED  # they had said goodbye: a normal end
+            if answer is None:
+                continue
+            score = survey_score(answer)
+            if score is None and is_no(answer):
+                break  # "no thanks"
+            deadline = None
+        self._record.write("survey", csat=score)
+        thanks = survey.thanks or config.say("survey_thanks")
+        return await self._finish(Outcome.COMPLETED, f"{thanks} {goodbye}" if score else goodbye)
+
     async def _hand_back(self, outcome: Outcome, reason: str, message: str, target: str | None = None) -> Outcome:
         """Return the call to the dialplan, which routes it to the humans with a one-line briefing."""
         target = target or self._config.transfer_target
         briefing = self._dialogue.briefing(reason) if self._dialogue else reason
         prefix = self._config.transfer_targets[target].briefing_prefix
+        self._ending = "transfer"
         self._record.write("transfer", target=target, reason=reason, briefing=briefing)
         variables = {
             "AGENT_ACTION": "transfer",
@@ -748,12 +864,18 @@ class _TurnRecord:
         self._record = record
         self._held: list[tuple[str, dict]] = []  # the held caller turn first, then what was written after it
         self.held_stream = 0  # the speech segment of the held turn (0: none)
+        self.redact = record.redact
 
     def write(self, event: str, **data) -> None:
         if self.held_stream:
             self._held.append((event, data))
         else:
-            self._record.write(event, **data)
+            self._commit(event, data)
+
+    def _commit(self, event: str, data: dict) -> None:
+        """To the record, and counted in the metrics (a turn taken back is neither)."""
+        metrics.observe_event(event, data)
+        self._record.write(event, **data)
 
     def hold_turn(self, stream_no: int, heard: dict) -> None:
         self.settle()
@@ -764,7 +886,7 @@ class _TurnRecord:
         """The held turn stands: write it and what followed it."""
         held, self._held, self.held_stream = self._held, [], 0
         for event, data in held:
-            self._record.write(event, **data)
+            self._commit(event, data)
 
     def take_back(self) -> None:
         """The caller went on: drop the held turn and the reply to it (none of it reached the caller)."""
@@ -773,7 +895,7 @@ class _TurnRecord:
             n = held[0][1]["n"]
             for event, data in held[1:]:
                 if data.get("reply_to") != n:
-                    self._record.write(event, **data)
+                    self._commit(event, data)
 
     def close(self) -> None:
         self.settle()

@@ -159,14 +159,20 @@ class TemporaryAgent:
         self.database = database  # e.g. a fresh SQLite file per test run; None: the appliance's
         self.sandboxed = sandboxed  # run inside scripts/sandbox.sh (egress rules from this config)
         self.port = _free_port()
+        self.status_port = _free_port()  # GET /metrics and /live
         self.process: subprocess.Popen | None = None
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def status_address(self) -> str:
+        return f"127.0.0.1:{self.status_port}"
+
     def start(self, timeout: float = 90.0) -> None:
         cmd = [sys.executable, "-m", "agent", "run", "--host", "127.0.0.1", "--port", str(self.port)]
+        cmd += ["--status-address", self.status_address]
         if self.config_dir:
             cmd += ["--config", str(self.config_dir)]
         if self.sandboxed:

@@ -411,11 +411,12 @@ class CallRecord:
         self._seq = 0
         self._said: dict[str, str] = {}  # personal data the caller gave, value -> type: redacted wherever it recurs
 
-    def _redact(self, value):
+    def redact(self, value):
+        """A value as the record stores it: personal data replaced, also where it recurs later in the call."""
         if isinstance(value, dict):
-            return {k: self._redact(v) for k, v in value.items()}
+            return {k: self.redact(v) for k, v in value.items()}
         if isinstance(value, list | tuple):
-            return [self._redact(v) for v in value]
+            return [self.redact(v) for v in value]
         if not isinstance(value, str):
             return value
         for finding in self.redactor.findings(value):
@@ -431,7 +432,7 @@ class CallRecord:
         if event == "call_start":
             data["deployment"] = self.deployment
         # every string is redacted except fields the agent itself sets (ids, names of things)
-        clean = {k: v if k in _SYSTEM_FIELDS else self._redact(v) for k, v in data.items()}
+        clean = {k: v if k in _SYSTEM_FIELDS else self.redact(v) for k, v in data.items()}
         self.store.submit((self.call_id, self._seq, time.time(), event, clean))
 
     def close(self) -> None:
@@ -525,6 +526,9 @@ def apply_event(conn, call_id: str, seq: int, t: float, event: str, data: dict) 
             .where(calls.c.id == call_id)
             .values(transferred_to=data.get("target"), transfer_reason=data.get("reason"))
         )
+    elif event == "survey":  # the post-call survey: the answer (1-5) or None when not answered
+        conn.execute(update(calls).where(calls.c.id == call_id).values(csat=data.get("csat")))
+        conn.execute(insert(call_events).values(**common, event=event, data=json.dumps(data)))
     elif event == "call_end":
         row = conn.execute(select(calls.c.started_at).where(calls.c.id == call_id)).first()
         confidence = conn.execute(

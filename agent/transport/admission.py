@@ -15,11 +15,14 @@ import statistics
 import time
 from dataclasses import dataclass
 
+from agent import metrics
+
 
 @dataclass(frozen=True)
 class Decision:
     admitted: bool
     reason: str = ""
+    kind: str = ""  # capacity | overloaded (the refusals metric's label)
 
 
 class Admission:
@@ -43,11 +46,16 @@ class Admission:
 
     def decide(self, active_calls: int, now: float | None = None) -> Decision:
         if active_calls >= self.max_calls:
-            return Decision(False, f"at capacity ({active_calls} calls)")
+            return _refused(f"at capacity ({active_calls} calls)", "capacity")
         slow = self.recent_reply_ms(now)
         if active_calls > 0 and slow is not None and slow > self.max_reply_ms:
-            return Decision(False, f"overloaded (recent replies p90 {slow:.0f} ms)")
+            return _refused(f"overloaded (recent replies p90 {slow:.0f} ms)", "overloaded")
         return Decision(True)
+
+
+def _refused(reason: str, kind: str) -> Decision:
+    metrics.refused(kind)
+    return Decision(False, reason, kind)
 
 
 class Unannounced:
@@ -70,6 +78,7 @@ class Unannounced:
     def count(self, reason: str) -> None:
         self.window[reason] += 1
         self.total[reason] += 1
+        metrics.unannounced(reason)
 
     def may_wait(self, now: float | None = None) -> bool:
         now = now if now is not None else time.monotonic()

@@ -27,6 +27,7 @@ import logging
 import signal
 import socket
 
+from agent import metrics
 from agent.brain.dialogue import Brain
 from agent.brain.tools.orders import OrdersError
 from agent.call.session import CallSession, warm_speech
@@ -38,6 +39,7 @@ from agent.store.records import CallStore
 from agent.store.retention import purge
 from agent.telephony.ami import AmiLink
 from agent.transport.admission import Admission, Unannounced
+from agent.transport.status import StatusServer
 from agent.transport.watchdog import LoopWatchdog
 
 log = logging.getLogger(__name__)
@@ -92,7 +94,15 @@ class FramedReader:
 
 
 class AgentServer:
-    def __init__(self, engines: Engines, config: AgentConfig, box: BoxSettings, host: str, port: int) -> None:
+    def __init__(
+        self,
+        engines: Engines,
+        config: AgentConfig,
+        box: BoxSettings,
+        host: str,
+        port: int,
+        status_address: tuple[str, int] | None = None,
+    ) -> None:
         self.engines = engines
         self.box = box
         self.database = connect_database()  # waits (one log line) while the database is down
@@ -109,6 +119,9 @@ class AgentServer:
         self.unannounced = Unannounced()
         self._ami_unchecked_logged = False
         self._calls: dict[asyncio.Task, asyncio.StreamWriter] = {}
+        self.sessions: dict[asyncio.Task, CallSession] = {}  # for /live
+        self.status_server = StatusServer(self.live, *status_address) if status_address else None
+        metrics.bind_server(self)
         self.watchdog = LoopWatchdog(on_stall=self._stalled, status=self.describe)
         self._server: asyncio.Server | None = None
         self._summary: asyncio.Task | None = None
@@ -146,6 +159,7 @@ class AgentServer:
         self._calls[task] = writer
         try:
             session = CallSession(stream, writer, self.engines, self.brain, self.records, self.ami, self.admission)
+            self.sessions[task] = session
             await session.run(turn_away=None if decision.admitted else decision.reason)
         except asyncio.CancelledError:
             pass  # the server is stopping; the call's own cleanup has run
@@ -155,6 +169,7 @@ class AgentServer:
         finally:
             self.active.discard(task)
             self._calls.pop(task, None)
+            self.sessions.pop(task, None)
 
     async def _handshake(self, stream: FramedReader) -> str | None:
         """The call id, the first frame of every AudioSocket call; None (counted) for anything else."""
@@ -228,6 +243,11 @@ class AgentServer:
             "unannounced": dict(self.unannounced.total),
         }
 
+    def live(self) -> dict:
+        """The /live document: the agent's status and each call in progress (see agent/transport/status.py)."""
+        calls = [session.live() for session in self.sessions.values() if session.call_id]
+        return {"agent": self.status(), "calls": calls}
+
     def _stalled(self, seconds: float) -> None:
         """Called from the watchdog thread: the loop is stuck, so let Asterisk hand the callers to humans."""
         for writer in list(self._calls.values()):
@@ -297,6 +317,8 @@ class AgentServer:
         self._warm_speech()
         await self.ami.connect()
         self._summary = asyncio.create_task(self._summarize())
+        if self.status_server:
+            await self.status_server.start()
         self._server = await asyncio.start_server(
             self._handle, self.host, self.port, reuse_address=True, backlog=1024
         )
@@ -321,6 +343,8 @@ class AgentServer:
                 task.cancel()
         if self._server:
             self._server.close()
+        if self.status_server:
+            self.status_server.close()
         for task in list(self.active) + list(self.pending):
             task.cancel()
         if self.active:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from agent import metrics
 from agent.brain.dates import When
 from agent.brain.tools.calendar import Appointment, Calendar, SlotTaken
 from agent.brain.tools.orders import Orders
@@ -84,6 +85,12 @@ class ToolBox:
         return name in ("book_appointment", "move_appointment", "cancel_appointment")
 
     async def run(self, name: str, args: dict, context: ToolContext) -> ToolResult:
+        started = time.monotonic()
+        result = await self._run(name, args, context)
+        metrics.observe_tool(name, time.monotonic() - started, result.status)
+        return result
+
+    async def _run(self, name: str, args: dict, context: ToolContext) -> ToolResult:
         if name in self.webhooks:
             hook = self.webhooks[name]
             result = await call_webhook(hook, args, self.config.tools.allowed_hosts)
