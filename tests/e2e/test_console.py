@@ -54,7 +54,7 @@ def stack(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("console")
     database = f"sqlite:///{tmp / 'agent.db'}"
     agent = TemporaryAgent(DEFAULT_CONFIG_DIR, database=database)
-    agent.start()
+    agent.start(timeout=300)  # model loading takes longer while other work shares the two cores
     status = getattr(agent, "status_address", None)
     assert status, "TemporaryAgent has no status_address: the agent's /live endpoint is needed"
     users.add_user(make_engine(database), "admin", "admin", PASSWORD)
@@ -86,8 +86,13 @@ def browser():
 
 
 def shot(page, name: str, full: bool = False) -> None:
+    """A screenshot for docs/, in 64 colours (a third of the size; the pages are flat colours anyway)."""
+    from PIL import Image
+
     SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=full)
+    path = SHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=full)
+    Image.open(path).convert("RGB").quantize(colors=64).save(path, optimize=True)
 
 
 def nearest_rank(values, p):
