@@ -17,15 +17,17 @@ import time
 
 import httpx
 
+from agent.transport.status import DEFAULT_ADDRESS, ENV
+
 log = logging.getLogger(__name__)
 
-DEFAULT_STATUS = "127.0.0.1:9464"
 POLL_S = 1.0
 KEEPALIVE_S = 15.0
 
 
 def default_status_address() -> str:
-    return os.environ.get("PHONE_AGENT_STATUS", DEFAULT_STATUS)
+    """Where `python -m agent run` serves /live unless told otherwise (agent/transport/status.py)."""
+    return os.environ.get(ENV) or DEFAULT_ADDRESS
 
 
 class LiveFeed:

@@ -9,7 +9,6 @@ the box. The session signing key is generated once into state/console.key
 from __future__ import annotations
 
 import getpass
-import ipaddress
 import logging
 import os
 import secrets
@@ -20,6 +19,7 @@ from agent.config import DEFAULT_CONFIG_DIR, STATE_DIR
 from agent.console import users
 from agent.console.live import default_status_address
 from agent.store.db import database_url, describe_url, make_engine
+from agent.transport.status import _loopback as is_loopback  # the agent's status endpoint uses the same test
 
 log = logging.getLogger(__name__)
 DEFAULT_LISTEN = "127.0.0.1:8090"
@@ -30,15 +30,6 @@ def split_address(text: str) -> tuple[str, int]:
     if not sep or not port.isdigit():
         raise ValueError(f"{text!r} is not HOST:PORT")
     return host.strip("[]"), int(port)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def secret_key(path: Path | None = None) -> str:
