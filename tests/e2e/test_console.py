@@ -165,18 +165,29 @@ def test_console_in_a_real_browser(stack, browser, tmp_path):
         except Exception as exc:  # reported below
             result["error"] = exc
 
+    # every row the live page ever shows, with its state (the page redraws the table on each event)
+    page.evaluate("""() => {
+        window.seen = {};
+        const body = document.querySelector('#live-calls tbody');
+        new MutationObserver(() => body.querySelectorAll('tr').forEach(
+            (r) => { window.seen[r.dataset.callId] = r.querySelector('td.state').textContent; }
+        )).observe(body, {childList: true});
+    }""")
     caller = threading.Thread(target=call)
     caller.start()
-    row = page.wait_for_selector("#live-calls tbody tr", timeout=120_000)
-    live_id = row.get_attribute("data-call-id")
-    states = {"listening", "speaking", "thinking", "in_task", "transferring"}
-    assert row.query_selector("td.state").text_content() in states  # the row as first shown, even if gone since
+    page.wait_for_selector("#live-calls tbody tr", timeout=120_000)
     shot(page, "live")
-    page.wait_for_selector(f'#live-calls tbody tr[data-call-id="{live_id}"]', state="detached", timeout=180_000)
-    caller.join(180)
+    caller.join(300)
     assert "error" not in result, result.get("error")
     report = result["report"]
-    assert report["call_id"] and report["call_id"].lower() == live_id.lower()
+    assert report["call_id"], report
+    call_id = report["call_id"]
+    seen = page.evaluate("window.seen")
+    assert call_id in {key.lower() for key in seen}, (call_id, seen)  # the call was on the live page ...
+    states = {"listening", "speaking", "thinking", "in_task", "transferring"}
+    assert set(seen.values()) <= states, seen
+    page.wait_for_selector(f'#live-calls tbody tr[data-call-id="{call_id}"]', state="detached", timeout=60_000)
+    assert not page.query_selector(f'#live-calls tbody tr[data-call-id="{call_id}" i]')  # ... and left it
     assert report["outcome"] == "transferred", report
 
     # the call in the list, and its redacted transcript
