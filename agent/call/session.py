@@ -671,7 +671,7 @@ class CallSession:
     def _asr_hint(self) -> str:
         """The recognizer's prompt for the next utterance: a number when the bot has just asked for one."""
         if self._surveying:
-            return en.DIGITS_HINT
+            return en.SCORE_HINT
         return self._dialogue.asr_hint if self._dialogue else self._brain.asr_hint
 
     async def _respond(self, reply: Reply) -> None:
@@ -759,11 +759,10 @@ class CallSession:
         survey, config = self._config.survey, self._config
         await self._interrupt(None)
         self._surveying, self._expect_digits, self._turn_revocable = True, False, False
-        score, asked, deadline = None, 0, None
-        while score is None and asked < survey.tries:
+        score, answers, deadline = None, 0, None
+        while score is None:
             if deadline is None:  # ask (again)
-                asked += 1
-                text = (survey.question or config.say("survey_question")) if asked == 1 else config.say("survey_retry")
+                text = config.say("survey_retry") if answers else (survey.question or config.say("survey_question"))
                 self._start_reply(self._speak_fixed(text, kind="survey"))
                 deadline = float("inf")
             if deadline == float("inf") and not (self._playout.speaking or self._reply_busy()):
@@ -802,9 +801,10 @@ class CallSession:
                     return Outcome.COMPLETED  # they had said goodbye: a normal end
             if answer is None:
                 continue
+            answers += 1
             score = survey_score(answer)
-            if score is None and is_no(answer):
-                break  # "no thanks"
+            if score is None and (is_no(answer) or answers >= survey.tries):
+                break  # "no thanks", or no score again
             deadline = None
         self._record.write("survey", csat=score)
         thanks = survey.thanks or config.say("survey_thanks")
