@@ -1,51 +1,27 @@
 """/metrics, /live and the post-call survey on real calls: SIP on loopback → the real Asterisk → the real agent.
 
-The agent is a TemporaryAgent (its own process, ports and database); its status endpoint is
+The agent is the TemporaryAgent of tests/e2e/test_calls.py (its own process, ports and database); its status endpoint is
 scraped while a scripted call runs and after it. Nothing is faked and no timing is asserted.
 """
 
 import asyncio
 import datetime as dt
-import subprocess
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
-from agent.caller.runner import CallerVoice, TemporaryAgent, place_call
-from agent.caller.scenario import load_scenario
-from agent.config import DEFAULT_CONFIG_DIR, PROJECT_ROOT, load_box_settings
+from agent.caller.runner import place_call
 from agent.store.db import make_engine
 from agent.store.records import calls, read_record
+from tests.e2e import test_calls
+
+# the same Asterisk, agent (clinic, its own database and ports) and caller voice as the other real calls
+box, agent, voice, scenario = test_calls.box, test_calls.agent, test_calls.voice, test_calls.scenario
 
 pytestmark = pytest.mark.e2e
 STATES = {"listening", "speaking", "thinking", "in_task", "transferring"}
-
-
-@pytest.fixture(scope="module")
-def box():
-    subprocess.run(["bash", str(PROJECT_ROOT / "scripts" / "asterisk.sh"), "start"], check=True)
-    return load_box_settings()
-
-
-@pytest.fixture(scope="module")
-def agent(box, tmp_path_factory):
-    process = TemporaryAgent(DEFAULT_CONFIG_DIR, database=f"sqlite:///{tmp_path_factory.mktemp('db') / 'agent.db'}")
-    process.start()
-    yield process
-    process.stop()
-
-
-@pytest.fixture(scope="module")
-def voice():
-    return CallerVoice()
-
-
-def scenario(tmp_path, text):
-    path = tmp_path / "scenario.yaml"
-    path.write_text(text)
-    return load_scenario(path)
 
 
 async def get(agent, path: str) -> httpx.Response:
@@ -69,6 +45,16 @@ def value(samples: dict, name: str, **labels) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
+async def call(box, agent, voice, tmp_path, turns: str, outcome: str) -> tuple[dict, list[dict]]:
+    """A scripted call that must pass with `outcome`; its report and the agent's record of it."""
+    report = await place_call(
+        scenario(tmp_path, f"turns: {turns}\nexpect: {{outcome: {outcome}}}"),
+        box, voice, agent.address, database=agent.database,
+    )  # fmt: skip
+    assert report["passed"], report
+    return report, read_record(report["call_id"], make_engine(agent.database))
+
+
 def csat(agent, call_id):
     read_record(call_id, make_engine(agent.database), wait_s=5)  # waits until the call is marked ended
     with make_engine(agent.database).connect() as conn:
@@ -81,7 +67,10 @@ async def test_a_real_call_is_live_while_it_runs_and_moves_the_metrics(box, agen
     call = asyncio.create_task(
         place_call(
             scenario(tmp_path, 'turns: [{say: "Hi, when are you open?"}, {say: "And where is the clinic?"}]'),
-            box, voice, agent.address, database=agent.database,
+            box,
+            voice,
+            agent.address,
+            database=agent.database,
         )  # fmt: skip
     )
     seen, active_during = None, []
@@ -120,18 +109,10 @@ async def test_a_real_call_is_live_while_it_runs_and_moves_the_metrics(box, agen
 
 async def test_a_caller_who_says_goodbye_answers_the_survey_and_the_score_is_stored(box, agent, voice, tmp_path):
     before = await scrape(agent)
-    report = await place_call(
-        scenario(
-            tmp_path,
-            'turns: [{say: "Hi, when are you open?"}, {say: "Thanks, goodbye."}, {say: "Four."}]\n'
-            "expect: {outcome: completed}",
-        ),
-        box, voice, agent.address, database=agent.database,
-    )  # fmt: skip
-    assert report["passed"], report
+    turns = '[{say: "Hi, when are you open?"}, {say: "Thanks, goodbye."}, {say: "Four."}]'
+    report, record = await call(box, agent, voice, tmp_path, turns, "completed")
     assert "scale of one to five" in (report["turns"][1]["bot"] or "").lower(), report["turns"][1]
     assert csat(agent, report["call_id"]) == 4
-    record = read_record(report["call_id"], make_engine(agent.database))
     assert [e["csat"] for e in record if e["event"] == "survey"] == [4]
     after = await scrape(agent)
     assert value(after, "phone_agent_csat_answers_total", score="4") == value(
@@ -140,15 +121,7 @@ async def test_a_caller_who_says_goodbye_answers_the_survey_and_the_score_is_sto
 
 
 async def test_a_caller_asking_for_a_person_is_never_asked_the_survey(box, agent, voice, tmp_path):
-    report = await place_call(
-        scenario(
-            tmp_path,
-            'turns: [{say: "Hi, when are you open?"}, {say: "Can I speak to a real person, please?"}]\n'
-            "expect: {outcome: transferred}",
-        ),
-        box, voice, agent.address, database=agent.database,
-    )  # fmt: skip
-    assert report["passed"], report
-    record = read_record(report["call_id"], make_engine(agent.database))
+    turns = '[{say: "Hi, when are you open?"}, {say: "Can I speak to a real person, please?"}]'
+    report, record = await call(box, agent, voice, tmp_path, turns, "transferred")
     assert not [e for e in record if e["event"] == "survey" or e.get("kind") == "survey"]
     assert csat(agent, report["call_id"]) is None

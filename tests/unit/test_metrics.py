@@ -56,8 +56,9 @@ def test_record_events_feed_outcomes_transfers_latency_stages_confidence_and_fau
 
 
 def test_survey_answers_are_counted_by_score_and_unanswered_surveys_too():
-    answered, unanswered = sample("phone_agent_surveys_total", result="answered"), sample(
-        "phone_agent_surveys_total", result="unanswered"
+    answered, unanswered = (
+        sample("phone_agent_surveys_total", result="answered"),
+        sample("phone_agent_surveys_total", result="unanswered"),
     )
     fours = sample("phone_agent_csat_answers_total", score="4")
     metrics.observe_event("survey", {"csat": 4})

@@ -83,17 +83,23 @@ def asked(session) -> bool:
     return session._surveying and session.live()["state"] == "listening"  # the question has been said
 
 
+async def asked_after(server, texts) -> Caller:  # noqa: F811
+    """A caller who asks a question and says goodbye (the fake ASR hears `texts`), up to the survey question."""
+    server.engines.asr.texts = texts
+    caller = await Caller.connect(server.port)
+    await caller.silence(2.5)  # greeting
+    await say(caller, server)
+    await say(caller, server, asked)
+    return caller
+
+
 def csat(call_id):
     with make_engine().connect() as conn:
         return conn.execute(select(calls.c.csat).where(calls.c.id == call_id)).scalar()
 
 
 async def test_a_caller_who_says_goodbye_is_asked_and_the_spoken_answer_is_stored(server):  # noqa: F811
-    server.engines.asr.texts = ["when are you open", "thanks, goodbye", "four"]
-    caller = await Caller.connect(server.port)
-    await caller.silence(2.5)  # greeting
-    await say(caller, server)
-    await say(caller, server, asked)  # goodbye -> the question
+    caller = await asked_after(server, ["when are you open", "thanks, goodbye", "four"])
     await say(caller, server, lambda session: False)  # "four": thanks, goodbye, and the agent ends the call
     await caller.closed(timeout=15)
     record = read_record(caller.call_id)
@@ -106,11 +112,7 @@ async def test_a_caller_who_says_goodbye_is_asked_and_the_spoken_answer_is_store
 
 
 async def test_the_answer_may_be_pressed_on_the_keypad(server):  # noqa: F811
-    server.engines.asr.texts = ["when are you open", "no that's all, bye"]
-    caller = await Caller.connect(server.port)
-    await caller.silence(2.5)
-    await say(caller, server)
-    await say(caller, server, asked)
+    caller = await asked_after(server, ["when are you open", "no that's all, bye"])
     caller.writer.write(proto.encode(proto.Dtmf("5")))
     await say(caller, server, lambda session: False, speech=b"")  # the line kept open until the agent hangs up
     await caller.closed(timeout=15)
@@ -118,11 +120,7 @@ async def test_the_answer_may_be_pressed_on_the_keypad(server):  # noqa: F811
 
 
 async def test_a_caller_who_hangs_up_on_the_question_ends_normally_without_a_score(server):  # noqa: F811
-    server.engines.asr.texts = ["when are you open", "goodbye"]
-    caller = await Caller.connect(server.port)
-    await caller.silence(2.5)
-    await say(caller, server)
-    await say(caller, server, asked)
+    caller = await asked_after(server, ["when are you open", "goodbye"])
     caller.writer.write(proto.encode(proto.Hangup()))
     await caller.closed()
     record = read_record(caller.call_id)
