@@ -64,7 +64,8 @@ _MONTH = re.compile(rf"\b({'|'.join(en.MONTHS)})\b", re.I)
 _QUESTION = re.compile(r"\?|^\W*(what|when|where|which|who|how|why|do|does|is|are|can|could|will|would|should)\b", re.I)
 # asking about something rather than asking for something ("how much does it cost?")
 _INFO_QUESTION = re.compile(
-    r"^\W*(?:(?:hi|hello|hey|yes|no|okay|so|and|um|uh|also|sorry|actually|oh|wait|one more thing)\W+)*"
+    r"^\W*(?:(?:hi|hello|hey|yes|no|okay|so|and|um|uh|also|sorry|actually|oh|wait|one more thing|quick question)\W+)*"
+    r"(?:(?:if|when|once) [^,?]{3,60},\s*)?"  # "if I claim for the car, how much do I pay?"
     r"(what|when|where|which|who|how|why|do you|does|is there|are there|are you|is it|is the)\b",
     re.I,
 )
@@ -72,6 +73,8 @@ NUMERIC_SLOTS = ("digits", "number", "money", "phone")
 SLOT_EVIDENCE = 0.3  # added to a task's match score when the utterance holds a value for its reference slot
 AGREEING_WORD_SCORE = 0.3  # a weak word match and ...
 AGREEING_EMBEDDING = 0.84  # ... a fair embedding match that name the same task decide together
+AMBIGUOUS = "ambiguous"  # route(): two tasks fit equally well, ask which
+AMBIGUOUS_RATIO = 0.9  # a second task's example score this close to the first's is a tie
 
 
 @dataclass(frozen=True)
@@ -207,14 +210,6 @@ class Brain:
         self.asr_hint = asr_hint(config, list(self.tasks.values()))
         self.redactor = Redactor.from_patterns(config.privacy.keep_numbers)
 
-    def angry(self, text: str) -> bool:
-        """The admin's upset phrases or the language's expressions of anger."""
-        return any(phrase_in(p, text) for p in self.config.escalation.upset_phrases) or bool(_UPSET.search(text))
-
-    def negative(self, text: str) -> bool:
-        """A tone below the config's upset threshold (VADER compound), whatever the sentence asks."""
-        return self.sentiment.polarity_scores(text)["compound"] < self.config.escalation.upset_threshold
-
     def route(self, text: str) -> str:
         """What a fresh utterance asks for: a conversation intent, a task's name, or "question".
 
@@ -228,7 +223,9 @@ class Brain:
         if intent:
             return intent
         ranked = self.matcher.rank(text)
-        evidence = {m.task for m in ranked if self._slot_evidence(m.task, text)}
+        strength = {m.task: self._slot_evidence(m.task, text) for m in ranked}
+        strongest = max(strength.values(), default=0)
+        evidence = {name for name, value in strength.items() if value and value == strongest}
         informational = self.knowledge_question(text)
         if len(evidence) == 1 and not informational:
             return evidence.pop()  # a reference only one task takes ("what's going on with 8802?")
@@ -241,6 +238,8 @@ class Brain:
         if top is not None and top_score >= self.matcher.threshold:
             if top.via == "example" and informational and top_score == top.score:
                 return "question"
+            if self.close_second(scored) is not None:
+                return AMBIGUOUS  # "I'm calling about a claim": a new one or one already made? ask
             return top.task
         if self.embeddings is not None and not informational and len(content_stems(text)) >= 2:
             label, similarity = self.embeddings.nearest(text)
@@ -275,12 +274,23 @@ class Brain:
         label = result.get("intent")
         return label if label in labels else routed
 
-    def _slot_evidence(self, name: str, text: str) -> bool:
-        """Does the utterance carry a value for one of the task's reference slots (digits, id, phone, e-mail)?"""
+    def close_second(self, scored: list[tuple[float, object]]) -> str | None:
+        """A second task as close to the utterance as the first, by examples alone (no trigger phrase, no
+        reference value told them apart): the caller is asked which one they mean."""
+        tasks = [(score, m) for score, m in scored if m.task in self.tasks]
+        if len(tasks) < 2 or tasks[0][1].via == "phrase" or tasks[1][1].via == "phrase":
+            return None
+        (first, _), (second, match) = tasks[0], tasks[1]
+        return match.task if first == tasks[0][1].score and second >= AMBIGUOUS_RATIO * first else None
+
+    def _slot_evidence(self, name: str, text: str) -> float:
+        """How strongly the utterance carries a value for one of the task's reference slots: 2 for digits of
+        the slot's exact length or an id with letters and digits, 1 for other fits, 0 for none."""
         task = self.tasks.get(name)
         if task is None:
-            return False
+            return 0
         now = dt.datetime.now()
+        found = 0
         for slot in task.slots:
             if slot.default is not None or slot.type not in ("digits", "id", "phone", "email"):
                 continue
@@ -292,10 +302,11 @@ class Brain:
                 if _MONTH.search(text):  # "the third of March 1985": a year, not a reference
                     runs = [run for run in runs if not (len(run) == 4 and run[:2] in ("19", "20"))]
                 if any(low <= len(run) <= high for run in runs):
-                    return True
-            elif parse_slot(slot, text, now).value is not None:
-                return True
-        return False
+                    found = max(found, 2 if slot.length else 1)
+            elif (value := parse_slot(slot, text, now).value) is not None:
+                mixed = slot.type == "id" and re.search(r"\d", str(value)) and re.search(r"[A-Za-z]", str(value))
+                found = max(found, 2 if mixed or slot.type == "email" else 1 if slot.type != "id" else 0.5)
+        return found
 
     def knowledge_question(self, text: str) -> bool:
         """An information question the documents answer: it wins over a task matched only by similarity."""
@@ -333,7 +344,8 @@ class TaskRun:
 class Pending:
     """A yes/no question outside a task."""
 
-    kind: str  # offer_human | closing | context
+    kind: str  # offer_human | closing | context | which_task
+    options: list[str] = field(default_factory=list)  # which_task: the tasks it may be
     target: str | None = None
     context: int | None = None  # index into config.caller_context
     fields: dict = field(default_factory=dict)
@@ -462,6 +474,8 @@ class Dialogue:
             self.pending = Pending("closing")
             return Reply(say=[self.config.say("you_are_welcome")], intent="thanks")
         routed = await self.brain.decide(text)
+        if routed == AMBIGUOUS:
+            return self._which_task(text)
         if routed in self.brain.tasks:
             return await self._start(self.brain.tasks[routed], text)
         if routed != intent and (shared := self._shared_reply(routed)) is not None:
@@ -497,7 +511,7 @@ class Dialogue:
         rules = self.config.escalation
         if any(phrase_in(p, text) for p in rules.emergency_phrases) or self._sounds_like_emergency(text):
             return transfer(self.config, "emergency", rules.emergency_message, rules.emergency_target)
-        if self.brain.angry(text) or self._sounds_upset(text):
+        if any(phrase_in(p, text) for p in rules.upset_phrases) or _UPSET.search(text) or self._sounds_upset(text):
             return transfer(self.config, "caller-upset", self.config.say("caller_upset"))
         return None
 
@@ -514,7 +528,7 @@ class Dialogue:
 
     def _sounds_upset(self, text: str) -> bool:
         """Negative sentiment alone is not upset: "my parcel arrived damaged, how do returns work?" is a request."""
-        if not self.brain.negative(text):
+        if self.brain.sentiment.polarity_scores(text)["compound"] >= self.config.escalation.upset_threshold:
             return False
         return not (_QUESTION.search(text) or _REQUEST.search(text) or self.brain.matcher.best(text) or self.run)
 
@@ -536,8 +550,39 @@ class Dialogue:
 
     # ---- questions outside a task ---------------------------------------------------
 
+    def _which_task(self, text: str) -> Reply:
+        ranked = self.brain.matcher.rank(text)
+        first = next(m.task for m in ranked if m.task in self.brain.tasks)
+        second = self.brain.close_second([(m.score, m) for m in ranked])
+        self.pending = Pending("which_task", options=[first, second], fields={"text": text})
+        first_task, second_task = self.brain.tasks[first], self.brain.tasks[second]
+        question = self.config.say(
+            "which_task",
+            first=first_task.description.rstrip(".").lower(),
+            second=second_task.description.rstrip(".").lower(),
+        )
+        return Reply(say=[question], intent="which_task")
+
+    def _chosen_task(self, text: str, options: list[str]) -> str | None:
+        """Which of the offered tasks the answer picks: by phrase or examples, else by meaning, else by
+        the order it was offered in ("the first one", "the second")."""
+        ranked = [m for m in self.brain.matcher.rank(text) if m.task in options]
+        if ranked and ranked[0].score > 0 and (len(ranked) < 2 or ranked[0].score > ranked[1].score):
+            return ranked[0].task
+        if self.brain.embeddings is not None:
+            label = self.brain.embeddings.nearest_among(text, options)
+            if label is not None:
+                return label
+        return None
+
     async def _answer_pending(self, text: str) -> Reply | None:
         pending = self.pending
+        if pending.kind == "which_task":
+            self.pending = None
+            chosen = self._chosen_task(text, pending.options)
+            if chosen is None:
+                return None
+            return await self._start(self.brain.tasks[chosen], f"{pending.fields['text']} {text}")  # both say slots
         yes, no = is_yes(text), is_no(text)
         if pending.kind == "offer_human":
             if yes:

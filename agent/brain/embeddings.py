@@ -33,6 +33,20 @@ class ExampleEmbeddings:
         index = int(scores.argmax())
         return self.labels[index], float(scores[index])
 
+    def nearest_among(self, text: str, labels: list[str], margin: float = 0.01) -> str | None:
+        """The one of `labels` whose closest example is nearest, if it is clearly nearer than the others."""
+        if not self.labels:
+            return None
+        scores = self._matrix @ self._query(text)
+        best = {
+            label: max((float(s) for s, lab in zip(scores, self.labels) if lab == label), default=0.0)
+            for label in labels
+        }
+        ranked = sorted(best.items(), key=lambda item: item[1], reverse=True)
+        if len(ranked) > 1 and ranked[0][1] - ranked[1][1] < margin:
+            return None
+        return ranked[0][0]
+
 
 def load_embeddings(labelled: list[tuple[str, str]]) -> ExampleEmbeddings | None:
     try:

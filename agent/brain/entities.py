@@ -270,7 +270,7 @@ def parse_slot(slot: Slot, text: str, now: dt.datetime) -> Parsed:
     if kind == "choice":
         return Parsed(_choice(slot, text))
     if kind == "yes_no":
-        return Parsed(True if is_yes(text) else False if is_no(text) else None)
+        return Parsed(True if is_yes(text) else False if is_no(text) else _yes_no_inside(slot, text))
     if kind == "phone":
         runs = [r for r in digit_runs(text) if 6 <= len(r) <= 15]
         return Parsed(("+" if re.search(r"\+|\bplus\b", text) else "") + runs[-1] if runs else None)
@@ -284,6 +284,19 @@ def parse_slot(slot: Slot, text: str, now: dt.datetime) -> Parsed:
     if len(words) <= 3 and (is_yes(text) or is_no(text)):
         return Parsed(None)  # "yes please" answers a question the caller thought was asked, not this one
     return Parsed(text.strip() if len(words) >= 1 else None)  # text
+
+
+def _yes_no_inside(slot: Slot, text: str) -> bool | None:
+    """A yes or no inside a longer sentence, in a clause about what the slot asks: "the power's off, zip
+    9 4 1 1 2, and yes, text me when it's back" answers "Would you like a text message…?"."""
+    from agent.brain.intents import content_stems
+
+    asked = set(content_stems(slot.prompt or slot.name.replace("_", " ")))
+    for clause in re.split(r"[.;!?]|,?\s+(?:and|but)\s+", text):
+        answer = True if is_yes(clause) else False if is_no(clause) else None
+        if answer is not None and asked & set(content_stems(clause)):
+            return answer
+    return None
 
 
 _CLAUSE_BREAK = re.compile(r"\s*(?:[.!?;,]+\s*|\s+(?:and|but|so|because)\s+)", re.I)
