@@ -177,6 +177,9 @@ SENTENCES = {
     "not_verified": "I can't look that up until I know it's you.",
     "keypad_hint": "You can also type it on your keypad and press hash.",
     "digits_wrong_length": "That was {count} digits; I need {length}.",
+    "survey_question": "Before you go: on a scale of one to five, five being the best, how was this call? Say a number or press it on your keypad.",
+    "survey_retry": "Sorry, please give a number from one to five.",
+    "survey_thanks": "Thank you for your feedback.",
 }
 # what recognition is told when the bot has just asked for a number (Whisper's prompt)
 DIGITS_HINT = "The caller reads out a number, digit by digit or in groups: 4 1 1 2, 7 7 0 3 9, 0 4 1 5 5 5 0 1 2 3."
