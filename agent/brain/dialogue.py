@@ -210,6 +210,14 @@ class Brain:
         self.asr_hint = asr_hint(config, list(self.tasks.values()))
         self.redactor = Redactor.from_patterns(config.privacy.keep_numbers)
 
+    def angry(self, text: str) -> bool:
+        """The admin's upset phrases or the language's expressions of anger."""
+        return any(phrase_in(p, text) for p in self.config.escalation.upset_phrases) or bool(_UPSET.search(text))
+
+    def negative(self, text: str) -> bool:
+        """A tone below the config's upset threshold (VADER compound), whatever the sentence asks."""
+        return self.sentiment.polarity_scores(text)["compound"] < self.config.escalation.upset_threshold
+
     def route(self, text: str) -> str:
         """What a fresh utterance asks for: a conversation intent, a task's name, or "question".
 
@@ -511,7 +519,7 @@ class Dialogue:
         rules = self.config.escalation
         if any(phrase_in(p, text) for p in rules.emergency_phrases) or self._sounds_like_emergency(text):
             return transfer(self.config, "emergency", rules.emergency_message, rules.emergency_target)
-        if any(phrase_in(p, text) for p in rules.upset_phrases) or _UPSET.search(text) or self._sounds_upset(text):
+        if self.brain.angry(text) or self._sounds_upset(text):
             return transfer(self.config, "caller-upset", self.config.say("caller_upset"))
         return None
 
@@ -528,7 +536,7 @@ class Dialogue:
 
     def _sounds_upset(self, text: str) -> bool:
         """Negative sentiment alone is not upset: "my parcel arrived damaged, how do returns work?" is a request."""
-        if self.brain.sentiment.polarity_scores(text)["compound"] >= self.config.escalation.upset_threshold:
+        if not self.brain.negative(text):
             return False
         return not (_QUESTION.search(text) or _REQUEST.search(text) or self.brain.matcher.best(text) or self.run)
 
