@@ -238,7 +238,12 @@ def main(argv: list[str] | None = None) -> int:
         help="only the Whisper models against each other (all installed, or e.g. tiny.en,base): WER, digit "
         "strings, ms per utterance, RAM; with --levels also concurrent calls per model",
     )
-    bench.add_argument("--asr-runs", type=int, default=3, help="passes per model for --asr-models (timing medians)")
+    bench.add_argument(
+        "--asr-runs",
+        type=int,
+        default=3,
+        help="passes per model for --asr-models (timing medians; 0: keep the last passes, add the --levels calls)",
+    )
     bench.add_argument("--out", type=Path, default=Path("bench-results"))
     bench.set_defaults(func=cmd_bench)
 

@@ -570,28 +570,10 @@ def _asr_model_pass(name: str, limit: int | None, digits: int | None) -> dict:
     return row
 
 
-def run_asr_models_bench(args) -> int:
-    """bench --asr-models: each installed Whisper model against the others (issue 15 part 4).
-    Each pass runs in its own process (clean RAM figure); passes alternate between models so load
-    from other work on the box falls on all of them; --levels adds concurrent calls per model."""
-    import multiprocessing
+def _asr_models_summary(passes: dict[str, list[dict]]) -> dict:
+    """Per model: WER and digits of the first pass (decoding is deterministic), medians of the passes' timings."""
+    from agent.models import whisper_choice
 
-    from agent.models import ASR_MODEL_ENV, WHISPER_MODELS, whisper_choice
-
-    wanted = list(WHISPER_MODELS) if args.asr_models == "all" else args.asr_models.split(",")
-    names = [n for n in wanted if n in WHISPER_MODELS and (whisper_choice(n).path or Path("/-")).exists()]
-    for missing in sorted(set(wanted) - set(names)):
-        print(f"skip {missing}: not installed or unknown (python -m agent models; known: {', '.join(WHISPER_MODELS)})")
-    limit, digits = (100, 40) if args.quick else (None, None)
-    passes: dict[str, list[dict]] = {n: [] for n in names}
-    context = multiprocessing.get_context("spawn")
-    for run in range(args.asr_runs):
-        for name in names:
-            print(f"{name}: pass {run + 1}/{args.asr_runs} ...", file=sys.stderr)
-            with context.Pool(1) as pool:
-                row = pool.apply(_asr_model_pass, (name, limit, digits if run == 0 else 0))
-            print(f"  {row}", file=sys.stderr)
-            passes[name].append(row)
     models = {}
     for name, rows in passes.items():
         first = rows[0]
@@ -606,28 +588,83 @@ def run_asr_models_bench(args) -> int:
             "disk_mb": round(sum(f.stat().st_size for f in whisper_choice(name).path.iterdir()) / 1e6),
             "passes": rows,
         }
+    return models
+
+
+def _asr_models_concurrency(names: list[str], args) -> dict[str, dict]:
+    """p50/p95 reply latency with N callers at once, the agent running each model in turn."""
+    from agent.models import ASR_MODEL_ENV
+
+    out: dict[str, dict] = {}
+    scratch_dir = tempfile.TemporaryDirectory()
+    subprocess.run(["bash", str(PROJECT_ROOT / "scripts" / "asterisk.sh"), "start"], check=True)
+    saved = os.environ.get(ASR_MODEL_ENV)
+    try:
+        for name in names:
+            os.environ[ASR_MODEL_ENV] = name  # the temporary agent inherits it
+            config = _bench_config(Path(scratch_dir.name) / name, False, not args.no_speech_cache)
+            agent = TemporaryAgent(config)
+            try:
+                agent.start(timeout=300)  # model checks take long on a loaded box
+                load = os.getloadavg()[0]
+                print(f"{name}: concurrent calls {args.levels} ...", file=sys.stderr)
+                rows = asyncio.run(bench_concurrency(agent, args.levels))
+                rss = _process_usage(agent.process.pid)[1]
+                out[name] = {
+                    "concurrency": [{**r, "load_1min": round(load, 2)} for r in rows],
+                    "agent_rss_mb": round(rss / 2**20),
+                }
+            except Exception as exc:  # recorded, the other figures are kept
+                print(f"{name}: concurrent calls failed: {exc}", file=sys.stderr)
+                out[name] = {"concurrency_error": str(exc)}
+            finally:
+                agent.stop()
+    finally:
+        if saved is None:
+            os.environ.pop(ASR_MODEL_ENV, None)
+        else:
+            os.environ[ASR_MODEL_ENV] = saved
+        scratch_dir.cleanup()
+    return out
+
+
+def run_asr_models_bench(args) -> int:
+    """bench --asr-models: each installed Whisper model against the others (issue 15 part 4).
+    Each pass runs in its own process (clean RAM figure); passes alternate between models so load
+    from other work on the box falls on all of them; --levels adds concurrent calls per model.
+    --asr-runs 0 keeps the passes of the last bench-results/asr-models.json and adds the calls."""
+    import multiprocessing
+
+    from agent.models import WHISPER_MODELS, whisper_choice
+
+    wanted = list(WHISPER_MODELS) if args.asr_models == "all" else args.asr_models.split(",")
+    names = [n for n in wanted if n in WHISPER_MODELS and (whisper_choice(n).path or Path("/-")).exists()]
+    for missing in sorted(set(wanted) - set(names)):
+        print(f"skip {missing}: not installed or unknown (python -m agent models; known: {', '.join(WHISPER_MODELS)})")
+    limit, digits = (100, 40) if args.quick else (None, None)
+    path = args.out / "asr-models.json"
+    if args.asr_runs == 0 and path.is_file():
+        previous = json.loads(path.read_text())["models"]
+        passes = {n: previous[n]["passes"] for n in names if n in previous}
+    else:
+        passes = {n: [] for n in names}
+    context = multiprocessing.get_context("spawn")
+    for run in range(args.asr_runs):
+        for name in names:
+            print(f"{name}: pass {run + 1}/{args.asr_runs} ...", file=sys.stderr)
+            with context.Pool(1) as pool:
+                row = pool.apply(_asr_model_pass, (name, limit, digits if run == 0 else 0))
+            print(f"  {row}", file=sys.stderr)
+            passes[name].append(row)
+    models = _asr_models_summary(passes)
+    result = {"started": time.time(), "runs": len(next(iter(passes.values()), [])), "quick": bool(args.quick),
+              "speech_cache": not args.no_speech_cache, "models": models}  # fmt: skip
+    args.out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2, default=str))  # kept even if the calls below fail
     if args.levels:
-        scratch_dir = tempfile.TemporaryDirectory()
-        subprocess.run(["bash", str(PROJECT_ROOT / "scripts" / "asterisk.sh"), "start"], check=True)
-        saved = os.environ.get(ASR_MODEL_ENV)
-        try:
-            for name in names:
-                os.environ[ASR_MODEL_ENV] = name  # the temporary agent inherits it
-                config = _bench_config(Path(scratch_dir.name) / name, False, not args.no_speech_cache)
-                agent = TemporaryAgent(config)
-                agent.start()
-                try:
-                    load = os.getloadavg()[0]
-                    print(f"{name}: concurrent calls {args.levels} ...", file=sys.stderr)
-                    rows = asyncio.run(bench_concurrency(agent, args.levels))
-                    rss = _process_usage(agent.process.pid)[1]
-                finally:
-                    agent.stop()
-                models[name]["concurrency"] = [{**r, "load_1min": round(load, 2)} for r in rows]
-                models[name]["agent_rss_mb"] = round(rss / 2**20)
-        finally:
-            os.environ.pop(ASR_MODEL_ENV, None) if saved is None else os.environ.update({ASR_MODEL_ENV: saved})
-            scratch_dir.cleanup()
+        for name, extra in _asr_models_concurrency(list(models), args).items():
+            models[name].update(extra)
+        path.write_text(json.dumps(result, indent=2, default=str))
     print("| model | WER (Asterisk prompts) | digits exact, no hint / number hint | ms per utterance p50 / p95 | "
           "model RAM | on disk | load (1 min) |")  # fmt: skip
     print("|---|---|---|---|---|---|---|")
@@ -637,19 +674,13 @@ def run_asr_models_bench(args) -> int:
         print(f"| {name} | {m['wer']:.1%} ({m['prompts']}) | {digit_cells} ({m['digit_cases']}) | "
               f"{m['ms_median']:.0f} / {m['ms_p95']:.0f} ms | {m['model_rss_mb']:.0f} MB | {m['disk_mb']} MB | "
               f"{loads[0]:.1f}–{loads[-1]:.1f} |")  # fmt: skip
+    for name, m in models.items():
         for row in m.get("concurrency", []):
-            print(f"|   {name}, {row['calls']} concurrent calls | p50 {row['p50_ms']} / p95 {row['p95_ms']} ms, "
-                  f"failed {row['failed']}, agent RSS {m['agent_rss_mb']} MB, load {row['load_1min']} | | | | | |")  # fmt: skip
-    result = {
-        "started": time.time(),
-        "runs": args.asr_runs,
-        "quick": bool(args.quick),
-        "speech_cache": not args.no_speech_cache,
-        "models": models,
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "asr-models.json").write_text(json.dumps(result, indent=2, default=str))
-    print(f"written: {args.out / 'asr-models.json'}")
+            print(f"{name}, {row['calls']} concurrent calls: p50 {row['p50_ms']} / p95 {row['p95_ms']} ms, "
+                  f"failed {row['failed']}, agent RSS {m['agent_rss_mb']} MB, load {row['load_1min']}")  # fmt: skip
+        if "concurrency_error" in m:
+            print(f"{name}, concurrent calls: {m['concurrency_error']}")
+    print(f"written: {path}")
     return 0 if names else 2
 
 
