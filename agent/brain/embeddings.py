@@ -39,7 +39,7 @@ class ExampleEmbeddings:
             return None
         scores = self._matrix @ self._query(text)
         best = {
-            label: max((float(s) for s, lab in zip(scores, self.labels) if lab == label), default=0.0)
+            label: max((float(s) for s, lab in zip(scores, self.labels, strict=True) if lab == label), default=0.0)
             for label in labels
         }
         ranked = sorted(best.items(), key=lambda item: item[1], reverse=True)

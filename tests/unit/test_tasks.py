@@ -91,7 +91,9 @@ def library(tmp_path_factory):
     (directory / "agent.yaml").write_text(textwrap.dedent(AGENT_YAML))
     (directory / "backend.yaml").write_text(textwrap.dedent(BACKEND_YAML))
     (directory / "knowledge").mkdir()
-    (directory / "knowledge" / "library.md").write_text("# Opening hours\nWe are open Monday to Saturday, 9 am to 8 pm.\n")
+    (directory / "knowledge" / "library.md").write_text(
+        "# Opening hours\nWe are open Monday to Saturday, 9 am to 8 pm.\n"
+    )
     server = backend.start(directory)
     yield Brain(load_config(directory), make_engine(f"sqlite:///{directory / 'agent.db'}"))
     server.shutdown()
@@ -119,7 +121,10 @@ async def test_slots_in_one_breath_read_back_then_act(library):
     run, replies = talk(library, "I'd like to renew Middlemarch, my card ends 4471", "yes")
     await run()
     assert said(replies[0]) == "Renew Middlemarch on card 4 4 7 1?" and not replies[0].tools
-    assert replies[1].tools[0].tool == "renew_loan" and replies[1].tools[0].arguments == {"card": "4471", "title": "Middlemarch"}
+    assert replies[1].tools[0].tool == "renew_loan" and replies[1].tools[0].arguments == {
+        "card": "4471",
+        "title": "Middlemarch",
+    }
     assert said(replies[1]) == "Renewed. Middlemarch is now due the 3rd of January."
 
 
@@ -149,7 +154,9 @@ async def test_question_inside_a_task_then_back_to_it(library):
 
 
 async def test_keypad_repeat_capabilities_and_identity(library):
-    run, replies = talk(library, "do I owe anything?", "#4471", "sorry, say that again", "what can you do?", "are you a robot?")
+    run, replies = talk(
+        library, "do I owe anything?", "#4471", "sorry, say that again", "what can you do?", "are you a robot?"
+    )
     await run()
     assert said(replies[1]) == "You owe 2.50 dollars."
     assert said(replies[2]) == said(replies[1])
@@ -178,3 +185,119 @@ async def test_the_backend_down_is_a_spoken_failure(library, tmp_path):
     await run()
     assert said(replies[1]).startswith("The loans system isn't answering.") and "colleague" in said(replies[1])
     assert replies[1].tools[0].result["status"] == "failed"
+
+
+# ---- issue 12, second pass: fixes found by two deployments written from the README alone ----------------
+# (configs/insurer and configs/vet; their scripted calls are in scenarios/insurer, scenarios/vet)
+
+from pathlib import Path  # noqa: E402
+
+from agent.brain.dates import parse_day  # noqa: E402
+from agent.brain.entities import narrative, parse_slot  # noqa: E402
+from agent.brain.knowledge import KnowledgeBase  # noqa: E402
+from agent.brain.tools.webhooks import json_arguments  # noqa: E402
+from agent.config import PROJECT_ROOT, Slot  # noqa: E402
+from agent.examples.servers import example_backends  # noqa: E402
+
+MONDAY = dt.datetime(2026, 11, 23, 9, 0)
+
+
+@pytest.fixture(scope="module")
+def insurer():
+    return Brain(load_config(PROJECT_ROOT / "configs" / "insurer"), make_engine("sqlite://"))
+
+
+def test_past_dates_yesterday_last_saturday_ago_and_a_past_slot():
+    assert parse_day("it happened yesterday", MONDAY) == dt.date(2026, 11, 22)
+    assert parse_day("it was last Saturday", MONDAY) == dt.date(2026, 11, 21)
+    assert parse_day("two days ago", MONDAY) == dt.date(2026, 11, 21)
+    assert parse_day("on Friday", MONDAY) == dt.date(2026, 11, 27)  # a booking: ahead
+    assert parse_day("on Friday", MONDAY, past=True) == dt.date(2026, 11, 20)  # something that happened
+    assert parse_day("the 28th", MONDAY, past=True) == dt.date(2026, 10, 28)
+
+
+def test_a_negated_value_is_not_the_value():
+    day = Slot(name="day", type="date", prompt="When?", past=True)
+    assert parse_slot(day, "No, sorry, it was Tuesday, not Monday.", MONDAY).value == dt.date(2026, 11, 17)
+
+
+def test_contractions_are_not_letters_of_a_reference_and_names_are_names():
+    policy = Slot(name="policy", type="id", prompt="Policy?")
+    assert parse_slot(policy, "It's H M 3 3 9 0 2 1.", MONDAY).value == "HM339021"
+    pet = Slot(name="pet", type="name", prompt="Name?")
+    assert parse_slot(pet, "Yes, that's fine.", MONDAY).value is None
+    assert parse_slot(pet, "She's called Luna.", MONDAY).value == "Luna"
+    assert parse_slot(pet, "Her name is Daisy.", MONDAY).value == "Daisy"
+    assert parse_slot(pet, "Hi, could I book Bella in for her booster on Thursday at 10?", MONDAY).value == "Bella"
+
+
+def test_a_yes_inside_a_longer_sentence_answers_a_yes_no_slot_about_it():
+    texts = Slot(name="texts", type="yes_no", prompt="Would you like a text message when it's fixed?")
+    said = "Hi, the power's gone off, zip code 94112, and yes, text me when it's back."
+    assert parse_slot(texts, said, MONDAY).value is True
+    assert parse_slot(texts, "the power's gone off, and yes, it's the whole street", MONDAY).value is None
+
+
+def test_free_text_only_from_what_the_request_does_not_say():
+    from agent.brain.intents import content_stems
+
+    request = set(content_stems("make a claim, put a claim in, claim on my home insurance policy"))
+    assert narrative("Hello, I need to put a claim in.", request) is None
+    told = narrative("I want to claim on my home insurance. Someone broke into the shed and took both bikes.", request)
+    assert told == "Someone broke into the shed and took both bikes"
+
+
+def test_webhook_arguments_follow_the_schema():
+    schema = {"properties": {"day": {"type": "string"}, "zip": {"type": "string"}, "reading": {"type": "number"}}}
+    assert json_arguments({"day": dt.date(2026, 11, 22), "zip": 94110, "reading": "4521"}, schema) == {
+        "day": "2026-11-22", "zip": "94110", "reading": 4521,
+    }  # fmt: skip
+
+
+async def test_emergency_in_the_callers_own_words_but_not_a_question_about_one(insurer):
+    for words in (
+        "There's water pouring through my kitchen ceiling right now.",
+        "My husband's bleeding from his head.",
+    ):
+        reply = await insurer.dialogue("+15550100", lambda: MONDAY).on_text(words)
+        assert reply.end == "transfer" and reply.target == "emergency", words
+    for words in ("Am I covered if water pours through the ceiling?", "I had a crash last month and want to claim."):
+        reply = await insurer.dialogue("+15550100", lambda: MONDAY).on_text(words)
+        assert reply.end is None, words
+
+
+async def test_the_exact_reference_decides_and_a_conditional_question_is_a_question(insurer):
+    dialogue = insurer.dialogue("+15550100", lambda: MONDAY)
+    with example_backends([PROJECT_ROOT / "configs" / "insurer"]):
+        reply = await dialogue.on_text(
+            "I'm ringing to see where my claim's up to, the reference is three one double oh four five two."
+        )
+    assert reply.intent == "claim_status" and "approved" in said(reply)  # 7 digits fit it exactly, not the policy id
+    assert insurer.route("If I claim for the car, how much do I have to pay out of my own pocket?") == "question"
+
+
+async def test_two_tasks_that_fit_equally_are_offered_and_the_answer_picks(insurer):
+    dialogue = insurer.dialogue("+15550100", lambda: MONDAY)
+    first = await dialogue.on_text("Hello, I'm calling about a claim.")
+    assert "make a new claim" in said(first) and "check how an existing claim is going" in said(first)
+    second = await dialogue.on_text("It's one I sent in last month, I want to know what's happening with it.")
+    assert second.intent == "claim_status" and "claim reference" in said(second)
+
+
+async def test_a_claim_in_one_breath_reaches_the_webhook_with_an_iso_date(insurer):
+    with example_backends([PROJECT_ROOT / "configs" / "insurer"]):
+        dialogue = insurer.dialogue("+15550100", lambda: MONDAY)
+        first = await dialogue.on_text(
+            "I want to claim on my home insurance, policy H M 2 0 4 8 1 7. Someone broke into the shed yesterday and took our bikes."
+        )
+        assert "HM204817" in said(first) and "Sunday the 22nd" in said(first) and "broke into the shed" in said(first)
+        done = await dialogue.on_text("Yes, that's right.")
+    call = done.tools[0]
+    assert call.arguments["incident_date"] == "2026-11-22" and call.result["status"] == "done"
+    assert "claim reference" in said(done)
+
+
+def test_knowledge_ranks_by_words_and_meaning_together():
+    knowledge = KnowledgeBase.from_directory(Path(PROJECT_ROOT / "configs" / "insurer" / "knowledge"))
+    hits = knowledge.answers("If I claim for the car, how much do I have to pay out of my own pocket?")
+    assert hits[0].passage.title == "Excess"
