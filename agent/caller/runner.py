@@ -170,7 +170,7 @@ class TemporaryAgent:
     def status_address(self) -> str:
         return f"127.0.0.1:{self.status_port}"
 
-    def start(self, timeout: float = 90.0) -> None:
+    def start(self, timeout: float = 300.0) -> None:  # loading the models takes 90 s and more on a busy box
         cmd = [sys.executable, "-m", "agent", "run", "--host", "127.0.0.1", "--port", str(self.port)]
         cmd += ["--status-address", self.status_address]
         if self.config_dir:
