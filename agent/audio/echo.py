@@ -47,6 +47,16 @@ class LineCleaner:
         return bytes(out)
 
 
+def warm_up() -> bool:
+    """Load the library before the first call (0.25 s the first time), so that call's first frames are
+    not late. False when it cannot be loaded: calls then go on without the canceller."""
+    try:
+        LineCleaner()
+        return True
+    except Exception:
+        return False
+
+
 class CleanLineDetector:
     """A speech detector that hears the cleaned line (same interface as `vad.SpeechDetector`)."""
 

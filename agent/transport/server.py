@@ -28,6 +28,7 @@ import signal
 import socket
 
 from agent import metrics
+from agent.audio import echo
 from agent.brain.dialogue import Brain
 from agent.brain.tools.orders import OrdersError
 from agent.call.session import CallSession, warm_speech
@@ -315,6 +316,8 @@ class AgentServer:
         self._watcher = asyncio.create_task(self._watch_config())
         self._purger = asyncio.create_task(self._purge_periodically())
         self._warm_speech()
+        if not await asyncio.to_thread(echo.warm_up):
+            log.warning("no echo canceller (livekit's audio processing did not load): the bot's echo may stop it")
         await self.ami.connect()
         self._summary = asyncio.create_task(self._summarize())
         if self.status_server:
