@@ -25,7 +25,7 @@ STATES = {"listening", "speaking", "thinking", "in_task", "transferring"}
 
 
 async def get(agent, path: str) -> httpx.Response:
-    async with httpx.AsyncClient(timeout=5) as client:
+    async with httpx.AsyncClient(timeout=30) as client:  # the loop may stall seconds on a loaded box
         response = await client.get(f"http://{agent.status_address}{path}")
     response.raise_for_status()
     return response
