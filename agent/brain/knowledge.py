@@ -137,7 +137,7 @@ class KnowledgeBase:
                 for rowid, similarity, index in by_meaning[:limit]
                 if rowid not in found
             ]
-            return fused(hits)[:limit]
+            return fused(hits, [_covered(expanded, hit.passage) for hit in hits])[:limit]
         # the words found nothing good (a misheard term, another word for it): the meaning ranks
         return [
             Hit(by_id[rowid], -dict(rows).get(rowid, 0.0), _covered(terms, by_id[rowid]), similarity, index)
@@ -166,15 +166,16 @@ class KnowledgeBase:
 FUSION_K = 1  # reciprocal-rank fusion constant: small, so a passage first on two rankings wins
 
 
-def fused(hits: list[Hit]) -> list[Hit]:
+def fused(hits: list[Hit], covered: list[int]) -> list[Hit]:
     """The word-found passages re-ranked by reciprocal-rank fusion of three rankings: BM25, how many of the
     question's terms each contains, and how close its closest sentence is in meaning. BM25 alone lets one
-    frequent word decide ("how much do I have to pay…" found the payment-plan passage before the excess)."""
+    frequent word decide ("how much do I have to pay…" found the payment-plan passage before the excess).
+    `covered` counts the question's terms and their related words ("located" → address) per hit."""
 
     def rank(value: float, values: list[float]) -> int:  # ties share a rank
         return 1 + sum(1 for other in values if other > value)
 
-    fields = [[h.score for h in hits], [float(h.covered) for h in hits], [h.similarity for h in hits]]
+    fields = [[h.score for h in hits], [float(c) for c in covered], [h.similarity for h in hits]]
     score = [sum(1 / (FUSION_K + rank(values[i], values)) for values in fields) for i in range(len(hits))]
     order = sorted(range(len(hits)), key=lambda i: (score[i], hits[i].similarity), reverse=True)
     return [hits[i] for i in order]
