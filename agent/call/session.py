@@ -52,6 +52,7 @@ def _line_cleaner() -> LineCleaner | None:
     except Exception:  # ImportError or the library's own start-up error (logged once at start-up)
         return None
 
+BARGE_IN_SPEECH_S = 0.06
 ECHO_TAIL_S = 0.5  # the bot's voice may still come back down the line this long after it stopped
 PAUSE_MAX_S = 2.5  # a paused bot goes on by itself when the caller has stopped and nothing was heard
 PREROLL_FRAMES = 15  # 300 ms of audio before the VAD fired, so first syllables reach ASR
@@ -290,6 +291,9 @@ class CallSession:
     async def _listen(self, decoder: proto.Decoder) -> None:
         detector = SpeechDetector()
         segmenter = SpeechSegmenter(self._config.endpointing)
+        # over the bot's own voice, 60 ms of (echo-cancelled) speech is enough to pause it: a false start
+        # costs only a pause (the bot goes on), and the caller hears it stop within ~80 ms (bench --barge-in)
+        over_bot = replace(self._config.endpointing, start_speech_s=BARGE_IN_SPEECH_S)
         preroll: collections.deque[bytes] = collections.deque(maxlen=PREROLL_FRAMES)
         pending = bytearray()
         media_time = 0.0
@@ -323,7 +327,9 @@ class CallSession:
                             media_time += FRAME_S
                             if self._recording:
                                 self._recording.add_caller(frame)
-                            event = segmenter.process(media_time, detector.is_speech(self._heard(frame)))
+                            heard, talking = self._heard(frame)
+                            segmenter.settings = over_bot if talking and self._line else self._config.endpointing
+                            event = segmenter.process(media_time, detector.is_speech(heard))
                             self._caller_speaking = segmenter.in_speech
                             if event is VadEvent.SPEECH_START:
                                 previous = self._continued_utterance(media_time)
@@ -646,15 +652,15 @@ class CallSession:
             log.error("call %s: reply failed", self.call_id, exc_info=task.exception())
             self._events.put_nowait(AgentFault("reply"))
 
-    def _heard(self, frame: bytes) -> bytes:
+    def _heard(self, frame: bytes) -> tuple[bytes, bool]:
         """The caller's frame as the VAD should judge it: with the bot's echo taken out while the bot
         talks (and just after); the raw frame otherwise, which the echo canceller's noise suppressor
         would otherwise shorten at sentence ends (bench: 3 vs 0 sentences cut at 0.45 s)."""
-        if self._line is None:
-            return frame
-        cleaned = self._line.clean(frame)  # every frame, so the canceller keeps its model of the line
         talking = self._playout.speaking or time.monotonic() - self._playout.last_bot_frame_at < ECHO_TAIL_S
-        return cleaned if talking else frame
+        if self._line is None:
+            return frame, talking
+        cleaned = self._line.clean(frame)  # every frame, so the canceller keeps its model of the line
+        return (cleaned if talking else frame), talking
 
     def _pause_for_barge_in(self, at: float) -> None:
         """The caller may be talking over the bot: silence the bot at once, decide when their words are in."""
