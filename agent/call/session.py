@@ -54,7 +54,7 @@ def _line_cleaner() -> LineCleaner | None:
 
 BARGE_IN_SPEECH_S = 0.06
 ECHO_TAIL_S = 0.5  # the bot's voice may still come back down the line this long after it stopped
-PAUSE_MAX_S = 2.5  # a paused bot goes on by itself when the caller has stopped and nothing was heard
+PAUSE_MAX_S = 2.5  # a paused bot goes on by itself this long after the caller stopped, if no words came
 PREROLL_FRAMES = 15  # 300 ms of audio before the VAD fired, so first syllables reach ASR
 UUID_TIMEOUT_S = 2.0
 # a pause this long starts recognition early (Whisper decodes at the end); the endpoint comes later
@@ -144,6 +144,7 @@ class CallSession:
         self._line = _line_cleaner()  # WebRTC echo canceller: the bot's echo must not stop the bot
         self._paused_at: float | None = None  # the bot paused for a possible barge-in (BargeIn.at)
         self._caller_speaking = False
+        self._speech_ended_at = 0.0  # when the caller last stopped speaking (monotonic)
         self._history: list[dict[str, str]] = []
         self._reply_task: asyncio.Task | None = None
         self._record: _TurnRecord | None = None
@@ -359,6 +360,8 @@ class CallSession:
                                 self._speculate(stream, segmenter, media_time)
                             else:
                                 preroll.append(frame)
+                            if event is VadEvent.SPEECH_END:
+                                self._speech_ended_at = time.monotonic()
                             if event is VadEvent.SPEECH_END and stream is not None:
                                 ended_at = time.monotonic()
                                 stream.endpoint_ms = (media_time - segmenter.last_speech_at) * 1000
@@ -503,7 +506,8 @@ class CallSession:
                     if ended:
                         return ended
                 elif self._paused_at is not None and not self._caller_speaking:
-                    if time.monotonic() - self._paused_at >= PAUSE_MAX_S:
+                    # measured from when the caller stopped: their words may still be on the way
+                    if time.monotonic() - max(self._paused_at, self._speech_ended_at) >= PAUSE_MAX_S:
                         self._go_on("nothing heard")
                     last_activity = time.monotonic()
                 elif self._playout.speaking or self._reply_busy() or self._digits:

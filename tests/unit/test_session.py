@@ -428,7 +428,8 @@ async def test_a_half_turn_taken_back_leaves_one_caller_turn_in_the_record(serve
     """The half turn was acted on, then the caller went on: the record has the whole turn only (issue 15)."""
     no_speech_cache(server)
     server.engines.tts = SlowTts()
-    server.engines.asr = ScriptedAsr([("when are", 0.0), ("when are you open", 0.0)])
+    # "when are you", not "when are": a half that stops on "are" is held for the rest and never acted on
+    server.engines.asr = ScriptedAsr([("when are you", 0.0), ("when are you open", 0.0)])
     caller = await Caller.connect(server.port)
     await caller.silence(2.5)  # greeting
     half = len(SPEECH) // 2 // 320 * 320
