@@ -520,8 +520,8 @@ def run_barge_in_bench(args) -> int:
     for row in rows:
         values = " | ".join(str(row[k]) for k in columns)
         print(f"| {row['detector']} | {row['start_speech_ms']} ms | {values} |")
-    frames = silero.cpu_s and sum(len(p) for p in prompts) / 320
-    print(f"Silero CPU: {silero.cpu_s:.1f} s in all ({silero.cpu_s / max(frames, 1) * 1000:.3f} ms per 20 ms frame, approx.)")
+    per_window_ms = silero.cpu_s / max(silero.windows, 1) * 1000
+    print(f"Silero CPU: {per_window_ms:.3f} ms per 32 ms window ({silero.windows} windows)")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "barge-in.json").write_text(json.dumps(rows, indent=2))
     print(f"written: {args.out / 'barge-in.json'}")

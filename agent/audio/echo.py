@@ -63,7 +63,6 @@ class CleanLineDetector:
     def __init__(self, detector, cleaner: LineCleaner | None = None) -> None:
         self.detector = detector
         self.cleaner = cleaner or LineCleaner()
-        self._played = False
 
     def reset(self) -> None:
         self.cleaner.reset()

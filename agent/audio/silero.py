@@ -36,6 +36,7 @@ class SileroDetector:
         self.session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
         self.threshold = threshold
         self.cpu_s = 0.0  # CPU time spent in the model, for the benchmark
+        self.windows = 0  # model runs (one per 32 ms of audio)
         self.reset()
 
     def reset(self) -> None:
@@ -57,6 +58,7 @@ class SileroDetector:
                 None, {"input": x, "state": self._state, "sr": np.array(8000, dtype=np.int64)}
             )
             self.cpu_s += time.process_time() - started
+            self.windows += 1
             self._context = x[:, -CONTEXT:]
             self.probability = float(out.reshape(-1)[0])
         return self.probability >= self.threshold
