@@ -536,7 +536,7 @@ class Dialogue:
         return bool(_DANGER.search(text) and _HAPPENING.search(text))
 
     def _sounds_upset(self, text: str) -> bool:
-        """Negative sentiment alone is not upset: "my parcel arrived damaged, how do returns work?" is a request."""
+        """Negative sentiment alone is not upset: "it arrived damaged, how do I send it back?" is a request."""
         if not self.brain.negative(text):
             return False
         return not (_QUESTION.search(text) or _REQUEST.search(text) or self.brain.matcher.best(text) or self.run)
