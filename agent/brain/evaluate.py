@@ -22,6 +22,7 @@ from agent.config import CONFIGS_DIR, PROJECT_ROOT, Slot, load_config
 
 PARAPHRASES = PROJECT_ROOT / "tests" / "data" / "paraphrases"
 DIGITS = PROJECT_ROOT / "tests" / "data" / "digits.yaml"
+KNOWLEDGE_QUESTIONS = PROJECT_ROOT / "tests" / "data" / "knowledge"
 
 
 def intent_accuracy(config_name: str, embedding: bool = True) -> dict:
@@ -124,6 +125,52 @@ def digit_accuracy_spoken(limit: int | None = None) -> dict:
                 misses.append(f"{case['say']!r} heard {heard!r} → {got} (want {want})")
         result[label] = {"exact": round(exact / len(cases), 3), "cases": len(cases), "misses": misses[:20]}
     return result
+
+
+def knowledge_accuracy(meaning: str | None = "auto") -> dict:
+    """The knowledge search on tests/data/knowledge: an answerable question passes when the answer the
+    caller would hear holds one of its expected phrases, an unanswerable one when nothing is found
+    ("I don't have that information" and an offer of a human); `hedged` ones got a related passage
+    introduced as maybe not what was asked. `ranked` counts answerable questions
+    whose best passage is the right one, whatever the threshold says."""
+    from agent.brain.knowledge import KnowledgeBase
+
+    out: dict[str, dict] = {}
+    for path in sorted(KNOWLEDGE_QUESTIONS.glob("*.yaml")):
+        data = yaml.safe_load(path.read_text())
+        kb = KnowledgeBase.from_directory(CONFIGS_DIR / data["config"] / "knowledge", meaning)
+        answered = ranked = refused = 0
+        misses: list[str] = []
+        timings: list[float] = []
+        for case in data["answerable"]:
+            started = time.perf_counter()
+            hits = kb.answers(case["ask"])
+            timings.append((time.perf_counter() - started) * 1000)
+            said = kb.extract(case["ask"], hits) if hits else ""
+            answered += any(e in said for e in case["expect"])
+            top = kb.search(case["ask"], limit=1)
+            ranked += bool(top) and any(e in top[0].passage.text for e in case["expect"])
+            if not any(e in said for e in case["expect"]):
+                misses.append(f"answerable {case['ask']!r} → {said[:70]!r}")
+        hedged = 0
+        for question in data["unanswerable"]:
+            hits = kb.answers(question)
+            refused += not hits
+            hedged += bool(hits) and not hits[0].confident
+            if hits and hits[0].confident:
+                misses.append(f"unanswerable {question!r} → {kb.extract(question, hits)[:70]!r}")
+        n_yes, n_no = len(data["answerable"]), len(data["unanswerable"])
+        out[data["config"]] = {
+            "meaning": kb.meaning,
+            "answered": f"{answered}/{n_yes}",
+            "ranked_first": f"{ranked}/{n_yes}",
+            "refused": f"{refused}/{n_no}",
+            "hedged": f"{hedged}/{n_no}",  # answered with "I'm not sure I have exactly that, but…"
+            "accuracy": round((answered + refused) / (n_yes + n_no), 3),
+            "search_ms_median": round(sorted(timings)[len(timings) // 2], 1) if timings else None,
+            "misses": misses,
+        }
+    return out
 
 
 def understanding_report(embedding: bool = True) -> dict:

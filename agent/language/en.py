@@ -173,6 +173,7 @@ SENTENCES = {
     "tool_not_found": "Sorry, I couldn't find that.",
     "offer_human": "Would you like me to connect you to a colleague?",
     "back_to_task": "Now, back to {task}.",
+    "unsure_answer": "I'm not sure I have exactly that, but here is what I can tell you.",
     "which_task": "Sure. Which would you like: {first}, or {second}?",
     "not_verified": "I can't look that up until I know it's you.",
     "keypad_hint": "You can also type it on your keypad and press hash.",

@@ -179,9 +179,9 @@ async def test_no_to_the_context_question_with_a_new_request(shop, crm_server):
     assert said(reply).startswith("You have 1250 loyalty points.")
 
 
-async def test_extractive_answer_keeps_only_the_best_sentences(clinic):
+async def test_extractive_answer_reads_a_short_passage_whole(clinic):
     reply = await clinic.dialogue().on_text("How much does the cleaning cost?")
-    assert reply.answer.extractive == "A cleaning costs 90 dollars."
+    assert "A cleaning costs 90 dollars." in reply.answer.extractive
 
 
 async def test_part_of_day_is_not_reported_as_a_missed_time(clinic):
