@@ -61,7 +61,8 @@ class Escalation(_Strict):
 
 
 class OpeningHours(_Strict):
-    """Per weekday "HH:MM-HH:MM", or absent/null when closed."""
+    """Per weekday "HH:MM-HH:MM" (several ranges comma-separated: "12:00-14:30, 17:30-22:00"), or
+    absent/null when closed."""
 
     monday: str | None = None
     tuesday: str | None = None
@@ -74,8 +75,9 @@ class OpeningHours(_Strict):
     @field_validator(*WEEKDAYS)
     @classmethod
     def _range(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d", value):
-            raise ValueError('hours are "HH:MM-HH:MM", e.g. "08:00-18:00"')
+        one = r"([01]\d|2[0-3]):[0-5]\d\s*-\s*([01]\d|2[0-3]):[0-5]\d"
+        if value is not None and not re.fullmatch(rf"\s*{one}(\s*,\s*{one})*\s*", value):
+            raise ValueError('hours are "HH:MM-HH:MM", several separated by commas, e.g. "12:00-14:30, 17:30-22:00"')
         return value
 
 
@@ -85,6 +87,7 @@ class CalendarTool(_Strict):
     slot_minutes: int = Field(30, ge=5, le=240)
     days_ahead: int = Field(30, ge=1, le=365)
     min_notice_hours: int = Field(2, ge=0)
+    capacity: int = Field(1, ge=1, le=1000, description="bookings that may overlap (tables, bays, chairs)")
 
 
 class OrdersTool(_Strict):
@@ -208,7 +211,8 @@ class CallerContext(_Strict):
     task: str | None = Field(None, description="task continued when the caller says yes, with the result's fields")
     if_yes: str | None = Field(None, description="said when the caller says yes and there is no task to continue")
     prefill: bool = Field(
-        False, description="start the task with the tool's result (off: the caller says the reference, which verifies them)"
+        False,
+        description="start the task with the tool's result (off: the caller says the reference, which verifies them)",
     )
 
 
@@ -351,7 +355,9 @@ class AgentConfig(_Strict):
                         f"tasks.{index}.{task.name}: tool '{step.tool}' is not configured (known: {', '.join(sorted(tools)) or 'none'})"
                     )
             if task.escalate.target is not None and task.escalate.target not in self.transfer_targets:
-                raise ValueError(f"tasks.{index}.{task.name}: escalate.target '{task.escalate.target}' is not a transfer target")
+                raise ValueError(
+                    f"tasks.{index}.{task.name}: escalate.target '{task.escalate.target}' is not a transfer target"
+                )
         for context in self.caller_context:
             if context.tool not in tools:
                 raise ValueError(f"caller_context: tool '{context.tool}' is not configured")

@@ -93,6 +93,9 @@ def run_text_suite(directory: Path, out=sys.stdout, now: dt.datetime | None = SU
             per_config[config_dir.name].append(report["passed"])
             if not report["passed"]:
                 print(f"  FAIL {scenario.path}: {'; '.join(report['failures'])}", file=out)
+                for turn in report["turns"]:  # what was said, so the admin sees why without a replay
+                    tools = f"  [tools: {', '.join(turn['tools'])}]" if turn["tools"] else ""
+                    print(f"       caller: {turn['heard']}\n       bot:    {turn['bot']}{tools}", file=out)
     passed = sum(r["passed"] for r in reports)
     rates = {name: f"{sum(v)}/{len(v)}" for name, v in sorted(per_config.items())}
     print(f"text suite: {passed}/{len(reports)} passed; per config: {rates}", file=out)

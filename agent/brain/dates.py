@@ -11,11 +11,22 @@ import re
 from dataclasses import dataclass
 
 from agent.brain.numbers import parse_number
-from agent.language.en import MONTHS, ORDINALS, WEEKDAYS
+from agent.language.en import MONTHS, ORDINALS, PARTS_OF_DAY, WEEKDAYS
 
 _ORDINALS = ORDINALS
 _HOUR_WORDS = "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve"
-_MINUTE_WORDS = "fifteen|thirty|forty five|forty-five|o'clock"
+_MINUTE_WORDS = "oh five|five|ten|fifteen|twenty|twenty five|twenty-five|thirty|thirty five|forty|forty five|forty-five|fifty|fifty five|o'clock|oclock"
+_HOUR = rf"(?P<hour>\d{{1,2}}|{_HOUR_WORDS})"
+# one time expression: an optional cue word, "half past" / "quarter to" / British "half seven", the hour,
+# minutes ("7:30", "seven thirty"), and am/pm or "in the evening"
+_TIME = re.compile(
+    r"(?:\b(?P<cue>at|around|about|by|from|until|till|after|before|say|like|for about|roughly)\s+)?"
+    r"(?:(?P<past>half past|quarter past|half after)\s+|(?P<to>quarter to|quarter of)\s+|(?P<half>half)\s+(?=(?:\d|[a-z]+\b)))?"
+    rf"\b{_HOUR}(?!\d|:\d{{3}}|\s*(?:st|nd|rd|th)\b)"
+    rf"(?:(?::|\s+)(?P<minute>\d{{2}}\b|{_MINUTE_WORDS})\b)?"
+    r"(?:\s*(?P<meridiem>am|pm|a m|p m|in the morning|in the afternoon|in the evening)\b)?"
+    r"(?:-?ish)?"
+)
 
 
 @dataclass(frozen=True)
@@ -109,35 +120,59 @@ def parse_day(text: str, now: dt.datetime, past: bool = False) -> dt.date | None
 
 
 def parse_time(text: str) -> tuple[dt.time | None, str | None]:
-    """(clock time, part of day) from "10 am", "10:30", "ten thirty", "3 pm", "noon", "in the morning"."""
-    text = text.lower().replace(".", "")
-    part = next((p for p in ("morning", "afternoon", "evening") if p in text), None)
+    """(clock time, part of day) from "10 am", "10:30", "ten thirty", "3 pm", "noon", "half past eight",
+    "half seven in the evening", "quarter to six", "around 3", "in the morning", "Sunday lunch".
+
+    Every time expression in the sentence is read and the last one counts: "we're down for seven,
+    could we come later, like half past eight?" wants 8:30. A bare number is a time only after a word
+    that makes it one ("at 7", "around 3", "about one o'clock"): "a table for four" is not 4 o'clock.
+    """
+    text = re.sub(r"(?<=\d)\.(?=\d{2}\b)", ":", text.lower()).replace(".", "")  # "11.30" is 11:30
+    part = next((p for p, words in PARTS_OF_DAY.items() if re.search(rf"\b(?:{'|'.join(words)})\b", text)), None)
+    found: list[tuple[int, int, int, str | None]] = []  # (position, hour, minute, meridiem)
+    for match in _TIME.finditer(text):
+        hour = _hour(match.group("hour"))
+        if hour is None:
+            continue
+        minute_text = (match.group("minute") or "").replace("-", " ")
+        if match.group("half"):
+            minute = 30
+        elif match.group("past"):
+            minute = 15 if "quarter" in match.group("past") else 30
+        elif match.group("to"):
+            minute, hour = 45, hour - 1 if hour > 1 else 12
+        elif minute_text in ("", "o'clock", "oclock"):
+            minute = 0
+        else:
+            minute = int(minute_text) if minute_text.isdigit() else parse_number(minute_text)
+        meridiem = (match.group("meridiem") or "").replace(" ", "")
+        cue = match.group("cue") or match.group("half") or match.group("past") or match.group("to")
+        if minute is None or not (cue or meridiem or match.group("minute")):
+            continue
+        found.append((match.start(), hour, minute, meridiem or None))
     if re.search(r"\bnoon\b|\bmidday\b", text):
-        return dt.time(12, 0), part
-    match = re.search(r"\b(\d{1,2})(?::(\d{2}))?\s*(am|pm|a m|p m)?\b", text)
-    words = re.search(
-        rf"\b({_HOUR_WORDS})(?:[\s-]+({_MINUTE_WORDS}))?(?:\s+(am|pm|a m|p m|in the morning|in the afternoon|in the evening))?\b",
-        text,
-    )
-    hour = minute = None
-    meridiem = None
-    if match and (match.group(2) or match.group(3) or re.search(rf"\bat\s+{match.group(1)}\b", text)):
-        hour, minute, meridiem = int(match.group(1)), int(match.group(2) or 0), match.group(3)
-    elif words and (words.group(2) or words.group(3) or re.search(rf"\bat\s+{words.group(1)}\b", text)):
-        hour = parse_number(words.group(1))
-        minute_word = (words.group(2) or "").replace("-", " ")
-        minute = 0 if minute_word in ("", "o'clock") else parse_number(minute_word)
-        meridiem = words.group(3)
-    if hour is None or minute is None or not (0 <= hour <= 23 and 0 <= minute <= 59):
+        found.append((text.rindex("noon" if "noon" in text else "midday"), 12, 0, "pm"))
+    if not found:
         return None, part
-    meridiem = (meridiem or "").replace(" ", "")
+    _, hour, minute, meridiem = max(found)
+    if not (0 <= hour <= 23 and 0 <= minute <= 59):
+        return None, part
     if meridiem in ("pm", "intheafternoon", "intheevening") or (not meridiem and part in ("afternoon", "evening")):
         hour = hour + 12 if hour < 12 else hour
     elif meridiem in ("am", "inthemorning") and hour == 12:
         hour = 0
     elif not meridiem and 1 <= hour <= 6:
-        hour += 12  # "at 3" in a clinic means 3 pm
+        hour += 12  # "at 3" in a clinic means 3 pm (a calendar that opens at night says so in its hours)
     return dt.time(hour, minute), part
+
+
+def part_of(time: dt.time) -> str:
+    """The part of the day a clock time falls in."""
+    return "morning" if time.hour < 12 else "afternoon" if time.hour < 17 else "evening"
+
+
+def _hour(text: str) -> int | None:
+    return int(text) if text.isdigit() else parse_number(text)
 
 
 def parse_when(text: str, now: dt.datetime) -> When:

@@ -30,8 +30,8 @@ from pathlib import Path
 from sqlalchemy import Engine
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-from agent.brain.dates import parse_time
-from agent.brain.embeddings import load_embeddings, warm
+from agent.brain.dates import When, parse_time, part_of
+from agent.brain.embeddings import load_embeddings, sentence_encoder, warm
 from agent.brain.entities import (
     as_json,
     digit_runs,
@@ -41,6 +41,7 @@ from agent.brain.entities import (
     parse_slot,
     reference_readings,
     say_value,
+    told_text,
 )
 from agent.brain.intents import TaskMatcher, content_stems, examples_of, phrase_in, system_intent
 from agent.brain.knowledge import STOPWORDS, Hit, KnowledgeBase
@@ -233,7 +234,7 @@ class Brain:
         if intent:
             return intent
         ranked = self.matcher.rank(text)
-        strength = {m.task: self._slot_evidence(m.task, text) for m in ranked}
+        strength = {m.task: self.slot_evidence(m.task, text) for m in ranked}
         strongest = max(strength.values(), default=0)
         evidence = {name for name, value in strength.items() if value and value == strongest}
         informational = self.knowledge_question(text)
@@ -293,7 +294,7 @@ class Brain:
         (first, _), (second, match) = tasks[0], tasks[1]
         return match.task if first == tasks[0][1].score and second >= AMBIGUOUS_RATIO * first else None
 
-    def _slot_evidence(self, name: str, text: str) -> float:
+    def slot_evidence(self, name: str, text: str) -> float:
         """How strongly the utterance carries a value for one of the task's reference slots: 2 for digits of
         the slot's exact length or an id with letters and digits, 1 for other fits, 0 for none."""
         task = self.tasks.get(name)
@@ -642,21 +643,34 @@ class Dialogue:
         self.topics.append(task.name.replace("_", " "))
         for slot in task.slots:  # several slots in one breath: "renew Dune on card 4471"
             if slot.type != "text":
-                self._take(self.run, slot, text)
-            elif slot.name not in self.run.fields and (told := narrative(text, self.brain.request_words[task.name])):
-                self.run.fields[slot.name] = told  # free text only from what the request itself does not say
-                self.run.given.add(slot.name)
+                self._take(self.run, slot, text, answering=False)
+        empty = [s for s in task.slots if s.type == "text" and s.name not in self.run.fields]
+        told = narrative(text, self.brain.request_words[task.name]) if empty else None
+        for name, part in share_story(told, empty).items():  # free text only from what the request does not say
+            self.run.fields[name] = part
+            self.run.given.add(name)
         reply = await self._advance()
         reply.intent = task.name
         return reply
 
-    def _take(self, run: TaskRun, slot: Slot, text: str) -> bool:
+    def _take(self, run: TaskRun, slot: Slot, text: str, answering: bool = True) -> bool:
         if not text:
             return False
-        parsed = parse_slot(slot, text, self.clock())
+        parsed = parse_slot(slot, text, self.clock(), answering)
         if parsed.value is None:
             return False
-        run.fields[slot.name] = parsed.value
+        value, before = parsed.value, run.fields.get(slot.name)
+        if isinstance(value, When) and isinstance(before, When):  # "make that 8 pm": still Wednesday
+            kept = (
+                before.time
+                if before.time and part_of(before.time) == (value.part_of_day or part_of(before.time))
+                else None
+            )
+            time = value.time or kept  # "no, Wednesday afternoon" keeps "around 3"; "no, the evening" drops noon
+            value = When(
+                value.day or before.day, time, value.part_of_day or (None if value.time else before.part_of_day)
+            )
+        run.fields[slot.name] = value
         run.given.add(slot.name)
         run.prepared = False
         if slot.identifier:
@@ -679,6 +693,8 @@ class Dialogue:
             return Reply(say=[self.config.say("confirm_unclear"), self._fill(run.task.confirm or "", run.fields, run)],
                          intent=run.task.name)  # fmt: skip
         slot = self._slot(run, run.asking) if run.asking else None
+        if slot is not None and slot.type == "text" and (other := self._switch_to(run, text)):
+            return await self._start(self.brain.tasks[other], text)  # free text takes anything: check first
         took = self._take(run, slot, text) if slot else False
         others = [s for s in run.task.slots if s is not slot and (s.name not in run.fields or _CORRECTION.search(text))]
         if not took and not _QUESTION.search(text):  # "oh no wait, Wednesday morning": a slot already given, changed
@@ -724,6 +740,11 @@ class Dialogue:
             return await self._advance()
         if is_yes(text):
             return await self._act(run)
+        corrected = self._corrected_text_slot(run, text)
+        if corrected:  # "no, it's the underpass by the library": a free-text answer, said again
+            run.fields[corrected.name] = told_text(_LEADING_NO.sub("", text))
+            run.prepared = False
+            return await self._advance()
         if is_no(text):
             run.stage, run.asking = "change", None
             return Reply(say=[self.config.say("what_to_change")], intent=run.task.name)
@@ -731,6 +752,32 @@ class Dialogue:
         if match is not None and match.task != run.task.name:
             return await self._start(self.brain.tasks[match.task], text)
         return Reply(say=[self.config.say("confirm_unclear")], understood=False, intent=run.task.name)
+
+    def _switch_to(self, run: TaskRun, text: str) -> str | None:
+        """Another task the caller clearly turned to while a free-text answer was expected: its trigger
+        phrase, or a reference only it takes ("actually I reported it last week, the reference is 304512")."""
+        match = self.brain.matcher.best(text)
+        if match is not None and match.task != run.task.name and match.via == "phrase":
+            return match.task
+        strength = {name: self.brain.slot_evidence(name, text) for name in self.brain.tasks if name != run.task.name}
+        sure = [name for name, value in strength.items() if value >= 2]
+        return sure[0] if len(sure) == 1 else None
+
+    def _corrected_text_slot(self, run: TaskRun, text: str) -> Slot | None:
+        """The free-text slot a new account at the read-back replaces: the one whose value (or question)
+        it is closest to in meaning. None for a bare yes/no, a short aside, or without the encoder."""
+        told = _LEADING_NO.sub("", text)
+        slots = [s for s in run.task.slots if s.type == "text" and s.name in run.fields]
+        encoder = sentence_encoder()
+        if not slots or encoder is None or len(content_stems(told)) < 3 or _QUESTION.search(text):
+            return None
+        said = encoder.encode(told)
+        scores = [
+            max(float(encoder.encode(str(run.fields[s.name])) @ said), float(encoder.encode(s.prompt or s.name) @ said))
+            for s in slots
+        ]
+        best = max(range(len(slots)), key=lambda i: scores[i])
+        return slots[best] if scores[best] >= STORY_MATCH else None
 
     async def _advance(self) -> Reply:
         """Move the task on as far as it can go: lookup, missing slots, prepare, read-back, action."""
@@ -888,7 +935,8 @@ class Dialogue:
         return fill(slot.prompt or "", self._say_fields(run))
 
     def _context(self) -> ToolContext:
-        return ToolContext(self.caller_id, self.clock())
+        moving = self.run.fields.get("appointment_id") if self.run else None
+        return ToolContext(self.caller_id, self.clock(), moving=moving if isinstance(moving, int) else None)
 
     def _say_fields(self, run: TaskRun | None, fields: dict | None = None) -> dict:
         now = self.clock()
@@ -905,6 +953,37 @@ class Dialogue:
 
     def _fill(self, template: str, fields: dict, run: TaskRun | None = None) -> str:
         return fill(template, self._say_fields(run, fields))
+
+
+def share_story(story: str | None, slots: list[Slot]) -> dict[str, str]:
+    """A caller's account given to the free-text slots it answers: each clause to the slot whose question
+    it is closest to in meaning ("out on Willow Road, outside number 42" → where; "it was flickering for
+    days" → what it looks like). Without the encoder, or a clause close to no question, only the first
+    slot takes the account; two slots never get the same words."""
+    if not story or not slots:
+        return {}
+    encoder = sentence_encoder() if len(slots) > 1 else None
+    if encoder is None:
+        return {slots[0].name: story}
+    clauses = [c for c in re.split(r"(?<=[.!?;])\s+|,\s+(?=[a-z])", story) if c.strip()]
+    questions = encoder.encode_all([s.prompt or s.name.replace("_", " ") for s in slots])
+    parts: dict[str, list[str]] = {}
+    rest = []
+    for clause in clauses:
+        scores = questions @ encoder.encode(clause)
+        best = int(scores.argmax())
+        if scores[best] >= STORY_MATCH:
+            parts.setdefault(slots[best].name, []).append(clause.strip().rstrip(" .,;"))
+        else:
+            rest.append(clause.strip().rstrip(" .,;"))
+    unanswered = [s.name for s in slots if s.name not in parts]
+    if rest and unanswered:  # what answers no question clearly answers the one nothing else did
+        parts[unanswered[0]] = rest
+    return {name: told_text(", ".join(pieces)) for name, pieces in parts.items()}
+
+
+_LEADING_NO = re.compile(r"^\W*(?:(?:no|nope|sorry|actually|oh|wait|well|um|uh)\b\W*)+", re.I)
+STORY_MATCH = 0.2  # all-MiniLM-L6-v2 cosine of a clause to a slot's question that makes it that slot's answer
 
 
 def decision_schema(labels: list[str]) -> dict:

@@ -124,21 +124,36 @@ def reference_readings(text: str) -> list[str]:
 
 
 def _number(text: str) -> float | None:
-    text = normalize_numbers(text).lower().replace(",", "")
-    match = re.search(r"\d+(?:\.\d+)?", text)
-    if match:
-        value = float(match.group())
-        return int(value) if value.is_integer() else value
-    words = re.findall(r"[a-z]+(?:-[a-z]+)?", text)
-    for start in range(len(words)):
-        for end in range(len(words), start, -1):
-            value = parse_number(" ".join(words[start:end]))
+    """The first quantity in `text`: "a table for three at 1 pm" is 3, "so we're four" is 4. Times and dates
+    are not quantities, and a lone "oh" is a hesitation, not zero."""
+    text = _NOT_A_QUANTITY.sub(" ", normalize_numbers(text).lower().replace(",", ""))
+    text = re.sub(r"\ban? (hundred|thousand)\b", r"one \1", text)  # "a hundred and twenty"
+    tokens = re.findall(r"\d+(?:\.\d+)?|[a-z]+(?:-[a-z]+)?", text)
+    for start, token in enumerate(tokens):
+        if token[0].isdigit():
+            value = float(token)
+            return int(value) if value.is_integer() else value
+        if token in ("oh", "o", "nought"):
+            continue
+        for end in range(len(tokens), start, -1):
+            if any(t[0].isdigit() for t in tokens[start:end]):
+                continue
+            value = parse_number(" ".join(tokens[start:end]))
             if value is not None:
                 return value
     return None
 
 
-_NEGATED = re.compile(r"\b(?:not|rather than|instead of)\s+(?:the\s+|a\s+|an\s+)?[a-z'-]+(?:\s+[a-z'-]+)?", re.I)
+_HOURS = "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve"
+_NOT_A_QUANTITY = re.compile(
+    rf"\b(?:at|around|by|until|till|from|after|before|half past|quarter past|quarter to|half)\s+(?:\d{{1,2}}(?::\d{{2}})?|{_HOURS})\b"
+    rf"(?:\s*(?:am|pm|a m|p m|o'?clock))?"
+    rf"|\b(?:\d{{1,2}}(?::\d{{2}})?|{_HOURS})\s*(?:am|pm|a m|p m|o'?clock)\b"
+    r"|\b\d{1,2}:\d{2}\b|\b\d{1,2}(?:st|nd|rd|th)\b",
+)
+
+
+_NEGATED = re.compile(r"\b(?:not|rather than|instead of)\s+(?:the\s+|a\s+|an\s+)?[a-z0-9'-]+(?:\s+[a-z'-]+)?", re.I)
 
 
 def _choice(slot: Slot, text: str) -> str | None:
@@ -184,18 +199,41 @@ def _email(text: str) -> str | None:
     return f"{local}@{domain}"
 
 
+# a name said in passing, in a sentence that answers no name question ("a table for two, it's under Moreau")
+_NAME_TOLD = re.compile(
+    r"\b(?:my name is|name is|name'?s|call me|called|named|in the name of|under the name(?: of)?|under)\s+"
+    r"([a-z][a-z'-]+(?:\s+[a-z][a-z'-]+)?)",
+    re.I,
+)
 _NAME = re.compile(
     r"\b(?:name is|name'?s|this is|i'?m|i am|it'?s|call me|called|named|under the name(?: of)?|under)\s+"
     r"([a-z][a-z'-]+(?:\s+[a-z][a-z'-]+)?)",
     re.I,
 )
 _CAPITALISED = re.compile(r"(?<![.!?]\s)(?<!^)\b([A-Z][a-z]+)(?:'s)?\b")
-_NOT_NAMES = frozenset((*en.STOPWORDS, *en.FILLERS, *en.WEEKDAYS, *en.MONTHS, *en.PARTS_OF_DAY))
+_NOT_NAMES = frozenset(
+    (
+        *en.STOPWORDS,
+        *en.FILLERS,
+        *en.CORRECTION_WORDS,
+        *en.WEEKDAYS,
+        *en.MONTHS,
+        *(w for words in en.PARTS_OF_DAY.values() for w in words),
+    )
+)
 
 
-def _name(text: str) -> str | None:
+def _name(text: str, answering: bool = True) -> str | None:
     """ "my name is Jane Doe", "she's called Luna", a short answer ("Milo"), or in a longer sentence of a
-    cased transcript a capitalised word that is not the sentence's first ("can I book Bella in")."""
+    cased transcript a capitalised word that is not the sentence's first ("can I book Bella in").
+    Not `answering` (the bot asked for no name): only a name the caller says is one ("it's under Moreau";
+    "I was hoping to get a table" names nobody)."""
+    if not answering:
+        match = _NAME_TOLD.search(text)
+        words = [w for w in match.group(1).split() if w.lower() not in _NOT_NAMES] if match else []
+        if not words and text != text.lower():  # a cased transcript: "could I book Bella in"
+            words = [w for w in _CAPITALISED.findall(text) if w.lower() not in _NOT_NAMES][:1]
+        return " ".join(w.capitalize() for w in words[:2]) or None
     match = _NAME.search(text)
     if match:
         words = [w for w in match.group(1).split() if w.lower() not in _NOT_NAMES]
@@ -251,13 +289,14 @@ def _spelled_reference(text: str) -> str | None:
     return best if has_both and len(best) >= 4 else None
 
 
-def parse_slot(slot: Slot, text: str, now: dt.datetime) -> Parsed:
-    """The slot's value in `text`, or why there is none."""
+def parse_slot(slot: Slot, text: str, now: dt.datetime, answering: bool = True) -> Parsed:
+    """The slot's value in `text`, or why there is none. `answering`: the bot just asked for this slot
+    (a bare "Milo" is then a name)."""
     kind = slot.type
+    if kind in ("number", "money", "date", "datetime", "time", "choice", "digits"):
+        text = _NEGATED.sub(" ", text)  # "Tuesday, not Monday", "a tyre change, not the inspection"
     if kind in ("number", "money"):
         return Parsed(_number(text))
-    if kind in ("date", "datetime", "time", "choice", "digits"):
-        text = _NEGATED.sub(" ", text)  # "Tuesday, not Monday", "a tyre change, not the inspection"
     if kind == "date":
         return Parsed(parse_day(text, now, past=slot.past))
     if kind == "digits":
@@ -277,13 +316,13 @@ def parse_slot(slot: Slot, text: str, now: dt.datetime) -> Parsed:
     if kind == "email":
         return Parsed(_email(text))
     if kind == "name":
-        return Parsed(_name(text))
+        return Parsed(_name(text, answering))
     if kind == "id":
         return Parsed(_identifier(text))
     words = [w for w in re.findall(r"[\w'-]+", text) if w.lower() not in en.FILLERS]
     if len(words) <= 3 and (is_yes(text) or is_no(text)):
         return Parsed(None)  # "yes please" answers a question the caller thought was asked, not this one
-    return Parsed(text.strip() if len(words) >= 1 else None)  # text
+    return Parsed(told_text(text) or None if len(words) >= 1 else None)  # text
 
 
 def _yes_no_inside(slot: Slot, text: str) -> bool | None:
@@ -321,7 +360,25 @@ def narrative(text: str, request_words: set[str]) -> str | None:
         start = match.end() if match else end
     if told < NARRATIVE_WORDS:
         return None
-    return text[kept[0][0] : kept[-1][1]].strip()
+    start = kept[0][0]
+    asked = [m for m in re.finditer(r"[\w'-]+", text[start : kept[0][1]]) if content_stems(m.group()) and all(
+        w in request_words for w in content_stems(m.group()))]  # fmt: skip
+    if asked:  # "I want to report a street light that's out on Willow Road": the request is not the story
+        rest = start + asked[-1].end()
+        if len([w for w in content_stems(text[rest : kept[-1][1]]) if w not in request_words]) >= 2:
+            start = rest
+    return told_text(text[start : kept[-1][1]])
+
+
+def told_text(text: str) -> str:
+    """Free text as it is kept and read back: without a leading "it's" / "that's" or the final full stop."""
+    text = re.sub(
+        r"^\W*(?:(?:um|uh|er|so|well|yeah|oh)\W+)*(?:it'?s|it is|that'?s|that is|there'?s|which is)?\s*",
+        "",
+        text.strip(),
+        flags=re.I,
+    )
+    return text.rstrip(" .!,;")
 
 
 def say_value(value: object, now: dt.datetime, spell: bool = False) -> str:

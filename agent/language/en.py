@@ -33,7 +33,12 @@ DIGIT_WORDS = frozenset(w for w, v in UNITS.items() if v < 10)
 NUMBER_WORDS = tuple([w for w in UNITS if w not in ("oh", "o", "nought")] + list(TENS) + list(SCALES))
 # what ASR writes for a digit word in a run of digits ("order for 112" = 4112)
 DIGIT_HOMOPHONES = {"for": "4", "to": "2", "too": "2", "won": "1", "ate": "8", "oh": "0"}
-PARTS_OF_DAY = ("morning", "afternoon", "evening")
+# a part of the day and the words callers use for it
+PARTS_OF_DAY = {
+    "morning": ("morning", "breakfast"),
+    "afternoon": ("afternoon", "lunch", "lunchtime", "midday"),
+    "evening": ("evening", "tonight", "dinner", "supper", "night"),
+}
 
 # Conversation intents every deployment shares: regular expressions, matched case-insensitively.
 INTENT_PATTERNS = {
@@ -132,6 +137,8 @@ CORRECTION = r"\b(i said|i meant|i mean|actually|sorry,? (it'?s|i meant)|not .{1
 FILLERS = frozenset(
     {"uh", "um", "erm", "hmm", "mm", "er", "ah", "like", "so", "well", "okay", "ok", "yeah", "hi", "hello"}
 )
+# words of a correction or an apology: never part of a name ("oh no wait, Wednesday, sorry")
+CORRECTION_WORDS = frozenset({"wait", "sorry", "actually", "no", "oops", "hang", "mean", "meant", "instead", "rather"})
 # said while the bot talks, these only show the caller is listening: the bot pauses, then goes on
 BACKCHANNEL = r"^\W*((m+-?)?h?m+-?h?m+|uh-?huh|hmm+|mhm+|mm+|uh+|um+)\W*$"
 # an utterance that stops on one of these has not finished (the caller paused before what they meant

@@ -77,3 +77,24 @@ def test_a_booking_that_outlived_the_tools_timeout_is_rolled_back(calendar):
     with pytest.raises(TooLate):
         calendar.cancel(booked, deadline=time.monotonic() - 0.1)
     assert calendar.upcoming("+15550100", NOW) == booked
+
+
+def test_several_ranges_a_day_and_tables_that_share_a_time(tmp_path):
+    import datetime as dt
+
+    from agent.brain.tools.calendar import Calendar
+    from agent.config import CalendarTool
+    from agent.store.db import make_engine
+
+    rules = CalendarTool(services={"table": 120}, hours={"saturday": "12:00-14:30, 17:30-22:00"}, capacity=2)
+    calendar = Calendar(make_engine(f"sqlite:///{tmp_path / 'c.db'}"), rules)
+    now = dt.datetime(2026, 11, 23, 9, 0)
+    saturday = dt.date(2026, 11, 28)
+    slots = calendar.free_slots(saturday, "table", now)
+    assert dt.datetime(2026, 11, 28, 12, 30) in slots and dt.datetime(2026, 11, 28, 13, 0) not in slots  # 2 h fit
+    assert dt.datetime(2026, 11, 28, 17, 30) in slots and dt.datetime(2026, 11, 28, 15, 0) not in slots
+    seven = dt.datetime(2026, 11, 28, 19, 0)
+    calendar.book("+1555", "table", seven, now)
+    assert calendar.is_free(seven, "table", now)  # a second table at seven
+    calendar.book("+1556", "table", seven, now)
+    assert not calendar.is_free(seven, "table", now)

@@ -10,7 +10,7 @@ from agent.brain.chat import run_text_suite
 from agent.config import PROJECT_ROOT
 
 SCENARIOS = PROJECT_ROOT / "scenarios"
-FLOOR = 0.87  # measured 118/131 (90 %) over six configs after the insurer/vet pass (docs/benchmarks.md)
+FLOOR = 0.87  # measured 145/163 (89 %) over eight configs, restaurant and townhall written blind (docs/benchmarks.md)
 
 
 def test_scenarios_as_text():
@@ -18,7 +18,9 @@ def test_scenarios_as_text():
     result = run_text_suite(SCENARIOS, out=out)
     print(out.getvalue())
     original = [
-        r for r in result["reports"] if "paraphrased" not in r["file"] and ("/clinic/" in r["file"] or "/shop/" in r["file"])
+        r
+        for r in result["reports"]
+        if "paraphrased" not in r["file"] and ("/clinic/" in r["file"] or "/shop/" in r["file"])
     ]
     assert len(original) >= 28  # the 33 minus those that need a call's timing (silence, barge-in)
     assert all(r["passed"] for r in original), [r["failures"] for r in original if not r["passed"]]

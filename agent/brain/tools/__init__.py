@@ -58,6 +58,7 @@ class ToolContext:
     caller_id: str | None
     now: dt.datetime
     deadline: float | None = None  # time.monotonic() after which a database write must not commit
+    moving: int | None = None  # the appointment the task is moving: its own time is free to move into
 
 
 def _appointment_fields(appointment: Appointment) -> dict:
@@ -117,7 +118,12 @@ class ToolBox:
         if isinstance(when, dt.datetime):
             when = When(when.date(), when.time())
         when = when if isinstance(when, When) else When()
-        slot = self.calendar.first_free(service, context.now, when.day, when.time, when.part_of_day)
+        if when.time is not None and when.time.hour < 12 and when.day is not None:
+            evening = dt.time(when.time.hour + 12, when.time.minute)  # "Saturday at seven" at a restaurant
+            if not self.calendar.open_at(when.day, when.time) and self.calendar.open_at(when.day, evening):
+                when = When(when.day, evening, when.part_of_day)
+        moving = args.get("appointment_id") or context.moving
+        slot = self.calendar.first_free(service, context.now, when.day, when.time, when.part_of_day, moving)
         if slot is None:
             return ToolResult("not_found")
         missed_time = when.time is not None and (slot.time() != when.time or (when.day and slot.date() != when.day))

@@ -64,14 +64,17 @@ class Calendar:
     def service_minutes(self, service: str) -> int:
         return self.rules.services[service]
 
-    def _open_hours(self, day: dt.date) -> tuple[dt.datetime, dt.datetime] | None:
+    def _open_hours(self, day: dt.date) -> list[tuple[dt.datetime, dt.datetime]]:
+        """The day's opening ranges, in order; none when closed."""
         hours = getattr(self.rules.hours, WEEKDAYS[day.weekday()])
-        if not hours:
-            return None
-        start, end = (dt.time.fromisoformat(part) for part in hours.split("-"))
-        return dt.datetime.combine(day, start), dt.datetime.combine(day, end)
+        ranges = []
+        for part in (hours or "").split(","):
+            if part.strip():
+                start, end = (dt.time.fromisoformat(t.strip()) for t in part.split("-"))
+                ranges.append((dt.datetime.combine(day, start), dt.datetime.combine(day, end)))
+        return sorted(ranges)
 
-    def _booked(self, day: dt.date, db: Connection | None = None) -> list[Appointment]:
+    def _booked(self, day: dt.date, db: Connection | None = None, ignore: int | None = None) -> list[Appointment]:
         begin = dt.datetime.combine(day, dt.time())
         with contextlib.nullcontext(db) if db is not None else self.engine.connect() as db:
             rows = db.execute(
@@ -83,31 +86,36 @@ class Calendar:
                     )
                 )
             ).all()
-        return [Appointment(r.id, r.phone, r.service, r.start, r.minutes) for r in rows]
+        return [Appointment(r.id, r.phone, r.service, r.start, r.minutes) for r in rows if r.id != ignore]
 
     def is_free(self, start: dt.datetime, service: str, now: dt.datetime, db: Connection | None = None) -> bool:
         return start in self.free_slots(start.date(), service, now, db)
 
     def free_slots(
-        self, day: dt.date, service: str, now: dt.datetime, db: Connection | None = None
+        self, day: dt.date, service: str, now: dt.datetime, db: Connection | None = None, ignore: int | None = None
     ) -> list[dt.datetime]:
-        """Start times on `day` where `service` fits inside opening hours and clashes with nothing."""
+        """Start times on `day` where `service` fits inside opening hours and overlaps fewer than `capacity`
+        bookings (conservatively: every booking overlapping the window counts)."""
         rules = self.rules
         if day > now.date() + dt.timedelta(days=rules.days_ahead):
             return []
-        hours = self._open_hours(day)
-        if hours is None:
-            return []
-        opens, closes = hours
         length = dt.timedelta(minutes=self.service_minutes(service))
         earliest = now + dt.timedelta(hours=rules.min_notice_hours)
-        booked = self._booked(day, db)
-        slots, start = [], opens
-        while start + length <= closes:
-            if start >= earliest and all(start + length <= b.start or start >= b.end for b in booked):
-                slots.append(start)
-            start += dt.timedelta(minutes=rules.slot_minutes)
+        booked = self._booked(day, db, ignore)
+        slots = []
+        for opens, closes in self._open_hours(day):
+            start = opens
+            while start + length <= closes:
+                overlapping = sum(1 for b in booked if start < b.end and b.start < start + length)
+                if start >= earliest and overlapping < rules.capacity:
+                    slots.append(start)
+                start += dt.timedelta(minutes=rules.slot_minutes)
         return slots
+
+    def open_at(self, day: dt.date, time: dt.time) -> bool:
+        """Whether `time` on `day` falls within opening hours."""
+        moment = dt.datetime.combine(day, time)
+        return any(opens <= moment < closes for opens, closes in self._open_hours(day))
 
     def first_free(
         self,
@@ -116,16 +124,19 @@ class Calendar:
         day: dt.date | None = None,
         near: dt.time | None = None,
         part_of_day: str | None = None,
+        ignore: int | None = None,
     ) -> dt.datetime | None:
         """The slot closest to what the caller asked for: that day (nearest their time), else the next days."""
         start_day = day or now.date()
         for offset in range(self.rules.days_ahead + 1):
             candidate_day = start_day + dt.timedelta(days=offset)
-            slots = self.free_slots(candidate_day, service, now)
+            slots = self.free_slots(candidate_day, service, now, ignore=ignore)
             if part_of_day == "morning":
                 slots = [s for s in slots if s.hour < 12] or slots
-            elif part_of_day in ("afternoon", "evening"):
+            elif part_of_day == "afternoon":
                 slots = [s for s in slots if s.hour >= 12] or slots
+            elif part_of_day == "evening":
+                slots = [s for s in slots if s.hour >= 17] or [s for s in slots if s.hour >= 12] or slots
             if slots:
                 if near and offset == 0:
                     target = dt.datetime.combine(candidate_day, near)
