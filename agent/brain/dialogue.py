@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 
 LARGE_MODEL_BYTES = 600 << 20  # GGUF files above this (≈1B+ params) are trusted to phrase answers
 _CORRECTION = re.compile(en.CORRECTION, re.I)
+_ABOUT_A_TASK = re.compile(en.ABOUT_A_TASK, re.I)
 _UPSET = re.compile(en.UPSET, re.I)
 _REQUEST = re.compile(en.REQUEST, re.I)
 _DANGER = re.compile(en.DANGER, re.I)
@@ -233,6 +234,8 @@ class Brain:
         intent = system_intent(text)
         if intent:
             return intent
+        if _ABOUT_A_TASK.search(text) and any(hit.confident for hit in self.knowledge.answers(text)[:1]):
+            return "question"  # "what do I need to bring to register a birth?" asks, it does not book
         ranked = self.matcher.rank(text)
         strength = {m.task: self.slot_evidence(m.task, text) for m in ranked}
         strongest = max(strength.values(), default=0)

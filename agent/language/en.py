@@ -33,6 +33,13 @@ DIGIT_WORDS = frozenset(w for w, v in UNITS.items() if v < 10)
 NUMBER_WORDS = tuple([w for w in UNITS if w not in ("oh", "o", "nought")] + list(TENS) + list(SCALES))
 # what ASR writes for a digit word in a run of digits ("order for 112" = 4112)
 DIGIT_HOMOPHONES = {"for": "4", "to": "2", "too": "2", "won": "1", "ate": "8", "oh": "0"}
+# a question about what a task needs, costs or takes, not a request to do it: "what do I need to bring to
+# register a birth?", "do I need a permit for a skip?" (answered from the documents, even with a task's phrase)
+ABOUT_A_TASK = (
+    r"\b(what (?:do|should|must|would) (?:i|we) (?:need|bring|have|take)|what (?:documents|papers|id)\b|"
+    r"what(?:'s| is) needed|do (?:i|we) need (?:to|a|an|any|permission|a permit)|is there a (?:fee|charge)|"
+    r"how much (?:is|does|do|would|will)|how long (?:does|do|will|would)|am i allowed|are we allowed)"
+)
 # a part of the day and the words callers use for it
 PARTS_OF_DAY = {
     "morning": ("morning", "breakfast"),
