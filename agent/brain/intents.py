@@ -37,7 +37,11 @@ def stem(word: str) -> str:
 
 
 def words(text: str) -> list[str]:
-    return _WORD.findall(text.lower().replace("’", "'"))
+    """The text's words, lower case, with other words for a request's verb read as that verb."""
+    return _WORD.findall(_SYNONYMS.sub(lambda m: en.REQUEST_SYNONYMS[m.group().lower()], text.lower().replace("’", "'")))
+
+
+_SYNONYMS = re.compile(r"\b(?:" + "|".join(sorted(map(re.escape, en.REQUEST_SYNONYMS), key=len, reverse=True)) + r")\b")
 
 
 def content_stems(text: str) -> list[str]:

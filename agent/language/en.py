@@ -40,6 +40,13 @@ ABOUT_A_TASK = (
     r"what(?:'s| is) needed|do (?:i|we) need (?:to|a|an|any|permission|a permit)|is there a (?:fee|charge)|"
     r"how much (?:is|does|do|would|will)|how long (?:does|do|will|would)|am i allowed|are we allowed)"
 )
+# other words callers use for the verbs tasks are asked with, read as those verbs when matching a request
+# to a task's phrases and examples ("call off my service booking" asks to cancel it)
+REQUEST_SYNONYMS = {
+    "call off": "cancel", "scrap": "cancel", "scrub": "cancel", "knock on the head": "cancel",
+    "reschedule": "move", "rearrange": "move", "push back": "move", "put back": "move", "bring forward": "move",
+    "reserve": "book", "pencil in": "book", "fit in": "book", "squeeze in": "book",
+}  # fmt: skip
 # a part of the day and the words callers use for it
 PARTS_OF_DAY = {
     "morning": ("morning", "breakfast"),
