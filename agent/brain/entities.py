@@ -363,11 +363,18 @@ def narrative(text: str, request_words: set[str]) -> str | None:
     start = kept[0][0]
     asked = [m for m in re.finditer(r"[\w'-]+", text[start : kept[0][1]]) if content_stems(m.group()) and all(
         w in request_words for w in content_stems(m.group()))]  # fmt: skip
-    if asked:  # "I want to report a street light that's out on Willow Road": the request is not the story
+    if asked and _REQUEST_LEAD.match(text[start:]):  # "I want to report a street light that's out on…"
         rest = start + asked[-1].end()
         if len([w for w in content_stems(text[rest : kept[-1][1]]) if w not in request_words]) >= 2:
             start = rest
     return told_text(text[start : kept[-1][1]])
+
+
+_REQUEST_LEAD = re.compile(
+    r"\W*(?:(?:hi|hello|hey|yes|yeah|so|um|uh)\W+)*(?:i(?:'d| would)? (?:like|want|need)|i'm calling|i am calling|"
+    r"can i|could i|can you|could you|please)\b",
+    re.I,
+)
 
 
 def told_text(text: str) -> str:
