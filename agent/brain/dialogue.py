@@ -718,15 +718,19 @@ class Dialogue:
             )
         if slot is None:
             return None
-        return self._retry(run, slot, parse_slot(slot, text, self.clock()).problem)
+        return self._retry(run, slot, parse_slot(slot, text, self.clock()).problem, text)
 
-    def _retry(self, run: TaskRun, slot: Slot, problem: str | None) -> Reply:
+    def _retry(self, run: TaskRun, slot: Slot, problem: str | None, text: str = "") -> Reply:
         run.tries[slot.name] = run.tries.get(slot.name, 0) + 1
         if run.tries[slot.name] >= slot.tries:
             self.run = None
             return transfer(self.config, "slot-not-understood", self.config.say("give_up_slot"))
         lead = (
-            self.config.say(problem, length=slot.length or slot.min_length or "", count="")
+            self.config.say(
+                problem,
+                length=slot.length or slot.min_length or "",
+                count=max((len(run) for run in digit_runs(text)), default=0),
+            )
             if problem == "digits_wrong_length" and slot.length
             else ""
         )
@@ -935,7 +939,11 @@ class Dialogue:
         return None
 
     def _prompt(self, run: TaskRun, slot: Slot) -> str:
-        return fill(slot.prompt or "", self._say_fields(run))
+        """The slot's question; a slot the admin gave none (a phone defaulting to a withheld caller ID) is
+        asked for by name, never with silence."""
+        asked = "ask_phone" if slot.type == "phone" else "ask_slot"
+        prompt = slot.prompt or self.config.say(asked, slot=slot.name.replace("_", " "))
+        return fill(prompt, self._say_fields(run))
 
     def _context(self) -> ToolContext:
         moving = self.run.fields.get("appointment_id") if self.run else None

@@ -194,6 +194,8 @@ SENTENCES = {
     "tool_not_found": "Sorry, I couldn't find that.",
     "offer_human": "Would you like me to connect you to a colleague?",
     "back_to_task": "Now, back to {task}.",
+    "ask_slot": "What's the {slot}, please?",
+    "ask_phone": "What's the best phone number to reach you on?",
     "unsure_answer": "I'm not sure I have exactly that, but here is what I can tell you.",
     "which_task": "Sure. Which would you like: {first}, or {second}?",
     "not_verified": "I can't look that up until I know it's you.",

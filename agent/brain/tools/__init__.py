@@ -136,7 +136,7 @@ class ToolBox:
     def _book_appointment(self, args: dict, context: ToolContext) -> ToolResult:
         try:
             booked = self.calendar.book(
-                context.caller_id, args["service"], args["start"], context.now, context.deadline
+                args.get("phone") or context.caller_id, args["service"], args["start"], context.now, context.deadline
             )
         except SlotTaken:
             return ToolResult("not_found", error="slot taken")
