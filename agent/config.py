@@ -78,6 +78,10 @@ class OpeningHours(_Strict):
         one = r"([01]\d|2[0-3]):[0-5]\d\s*-\s*([01]\d|2[0-3]):[0-5]\d"
         if value is not None and not re.fullmatch(rf"\s*{one}(\s*,\s*{one})*\s*", value):
             raise ValueError('hours are "HH:MM-HH:MM", several separated by commas, e.g. "12:00-14:30, 17:30-22:00"')
+        for part in (value or "").split(","):
+            start, end = (t.strip() for t in part.split("-"))
+            if end <= start:
+                raise ValueError(f'"{part.strip()}" ends before it starts (a range cannot run past midnight)')
         return value
 
 

@@ -18,7 +18,7 @@ from sqlalchemy import delete
 
 from agent.brain.dates import parse_day
 from agent.brain.dialogue import Brain, Dialogue, Reply
-from agent.brain.tools.calendar import Calendar, appointments
+from agent.brain.tools.calendar import Calendar, SlotTaken, appointments
 from agent.caller.scenario import Scenario, check_expectations, load_scenario
 from agent.config import load_config
 from agent.store.db import make_engine
@@ -68,6 +68,11 @@ async def run_text_scenario(scenario: Scenario, brain: Brain, now: dt.datetime |
 SUITE_NOW = dt.datetime(2026, 11, 23, 9, 0)  # a Monday morning
 
 
+def _scenario_files(path: Path) -> list[Path]:
+    """A scenario file, or every scenario under a folder."""
+    return [path] if path.is_file() else sorted(path.rglob("*.yaml"))
+
+
 def run_text_suite(directory: Path, out=sys.stdout, now: dt.datetime | None = SUITE_NOW) -> dict:
     """Every scenario under `directory` as text, each with a fresh database; per-config success rates."""
     from agent.examples.servers import example_backends
@@ -75,7 +80,7 @@ def run_text_suite(directory: Path, out=sys.stdout, now: dt.datetime | None = SU
     # silence and barge-in need a call's timing: those scenarios run as real calls only
     scenarios = [
         s
-        for s in (load_scenario(p) for p in sorted(Path(directory).rglob("*.yaml")))
+        for s in (load_scenario(p) for p in _scenario_files(Path(directory)))
         if not any(t.kind == "silence" or t.barge_in_after is not None for t in s.turns)
     ]
     per_config: dict[str, list[bool]] = defaultdict(list)
@@ -87,7 +92,11 @@ def run_text_suite(directory: Path, out=sys.stdout, now: dt.datetime | None = SU
             if config_dir not in brains:
                 engine = make_engine(f"sqlite:///{Path(tmp) / f'{config_dir.name}.db'}")
                 brains[config_dir] = Brain(load_config(config_dir), engine)
-            report = asyncio.run(run_text_scenario(scenario, brains[config_dir], now))
+            try:
+                report = asyncio.run(run_text_scenario(scenario, brains[config_dir], now))
+            except (SlotTaken, ValueError, KeyError) as exc:  # a scenario's setup the config cannot hold
+                report = {"scenario": scenario.name, "turns": [], "passed": False,
+                          "failures": [f"setup: {type(exc).__name__}: {exc}"]}  # fmt: skip
             report["file"] = str(scenario.path)
             reports.append(report)
             per_config[config_dir.name].append(report["passed"])

@@ -56,3 +56,13 @@ def test_errors_name_file_line_and_field(tmp_path, text, message):
 def test_missing_directory(tmp_path):
     with pytest.raises(ConfigError, match="no such file"):
         load_config(tmp_path / "nope")
+
+
+def test_opening_hours_take_several_ranges_and_refuse_one_past_midnight():
+    import pydantic
+
+    from agent.config import OpeningHours
+
+    assert OpeningHours(friday="12:00-14:30, 17:30-22:00").friday == "12:00-14:30, 17:30-22:00"
+    with pytest.raises(pydantic.ValidationError, match="ends before it starts"):
+        OpeningHours(friday="18:00-02:00")
