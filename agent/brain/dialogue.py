@@ -291,6 +291,8 @@ class Brain:
     def close_second(self, scored: list[tuple[float, object]]) -> str | None:
         """A second task as close to the utterance as the first, by examples alone (no trigger phrase, no
         reference value told them apart): the caller is asked which one they mean."""
+        if not scored or scored[0][1].task not in self.tasks:
+            return None  # a shared intent ("sorry, what was that?") is first: no two tasks to choose from
         tasks = [(score, m) for score, m in scored if m.task in self.tasks]
         if len(tasks) < 2 or tasks[0][1].via == "phrase" or tasks[1][1].via == "phrase":
             return None

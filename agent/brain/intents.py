@@ -61,6 +61,23 @@ def phrase_in(phrase: str, text: str) -> bool:
     return joined(phrase) in joined(text)
 
 
+def phrase_span(phrase: str, text: str) -> tuple[int, int] | None:
+    """Where the phrase's words start and end among the text's words (stemmed), if it is there."""
+    said = [stem(w) for w in words(text)]
+    wanted = [stem(w) for w in words(phrase)]
+    for start in range(len(said) - len(wanted) + 1):
+        if wanted and said[start : start + len(wanted)] == wanted:
+            return start, start + len(wanted)
+    return None
+
+
+def _object_of_another(spans: dict[str, list[tuple[int, int]]], name: str) -> bool:
+    """Every phrase of this task that is present overlaps one of another task's that starts earlier."""
+    mine = spans.get(name) or []
+    others = [span for other, found in spans.items() if other != name for span in found]
+    return bool(mine) and all(any(o[0] < m[0] < o[1] for o in others) for m in mine)
+
+
 def system_intent(text: str) -> str | None:
     """A conversation intent every deployment shares ("human", "goodbye", "repeat", ...), or None."""
     return next((name for name, pattern in _SYSTEM.items() if pattern.search(text)), None)
@@ -119,8 +136,11 @@ class TaskMatcher:
                 similar[name] = max(similar.get(name, 0.0), self._similarity(query, example))
         matches = []
         phrases = {task.name: task.triggers.phrases for task in self.tasks}
+        spans = {name: [span for p in phrases.get(name, []) if (span := phrase_span(p, text))] for name in self._names}
         for name in self._names:
             hits = [p for p in phrases.get(name, []) if phrase_in(p, text)]
+            if hits and _object_of_another(spans, name):
+                hits = []  # "cancel my service booking": "service booking" is what is cancelled, not a request
             if hits:  # several tasks' phrases present ("cancel my booking"): the closer examples decide
                 score = 1.0 + max(len(p) for p in hits) / 100 + similar.get(name, 0.0) / 2
                 matches.append(Match(name, score, "phrase"))
