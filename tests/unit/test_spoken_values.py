@@ -45,3 +45,14 @@ def test_a_name_said_in_passing_only_when_it_is_one():
     assert _name("For two, about one o'clock? It's under Moreau.", answering=False) == "Moreau"
     assert _name("Could I book Bella in for her booster?", answering=False) == "Bella"
     assert _name("Oh no wait, Wednesday morning, sorry.") is None
+
+
+def test_routing_a_phrase_that_is_the_object_of_another_and_shared_intents_first():
+    from agent.brain.dialogue import Brain
+    from agent.config import CONFIGS_DIR, load_config
+
+    garage = Brain(load_config(CONFIGS_DIR / "garage"))
+    assert garage.route("I'd like to call off my service booking.") == "cancel_booking"
+    assert garage.route("Can I book a service for my car?") == "book_service"
+    clinic = Brain(load_config(CONFIGS_DIR / "clinic"))
+    assert clinic.route("sorry, what was that") == "repeat"  # not "which of two tasks?"
