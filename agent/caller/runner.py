@@ -82,7 +82,7 @@ class AsteriskEvents:
         else:
             return
         self.events.append(
-            {k: v for k, v in dict(event).items() if k in ("UserEvent", "Reason", "Target", "Status", "Action")}
+            {k: v for k, v in dict(event).items() if k in ("UserEvent", "Reason", "Target", "Asked", "Status", "Action")}
         )
 
 
@@ -278,7 +278,8 @@ async def place_call(
         else:
             report["outcome"] = "completed"
         if events.fallback is not None:
-            report["transfer_to"] = events.fallback.get("Target")
+            # where the agent sent the caller (the queue that rang is Target: humans when that one has no queue)
+            report["transfer_to"] = events.fallback.get("Asked") or events.fallback.get("Target")
             report["transfer_reason"] = events.fallback.get("Reason")
     finally:
         await call.hangup()
