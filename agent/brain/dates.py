@@ -14,9 +14,9 @@ from agent.brain.numbers import parse_number
 from agent.language.en import MONTHS, ORDINALS, PARTS_OF_DAY, WEEKDAYS
 
 _ORDINALS = ORDINALS
-_HOUR_WORDS = "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve"
+HOUR_WORDS = "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve"
 _MINUTE_WORDS = "oh five|five|ten|fifteen|twenty|twenty five|twenty-five|thirty|thirty five|forty|forty five|forty-five|fifty|fifty five|o'clock|oclock"
-_HOUR = rf"(?P<hour>\d{{1,2}}|{_HOUR_WORDS})"
+_HOUR = rf"(?P<hour>\d{{1,2}}|{HOUR_WORDS})"
 # one time expression: an optional cue word, "half past" / "quarter to" / British "half seven", the hour,
 # minutes ("7:30", "seven thirty"), and am/pm or "in the evening"
 _TIME = re.compile(

@@ -27,11 +27,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from sqlalchemy import Engine
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from agent.brain.dates import When, parse_time, part_of
-from agent.brain.embeddings import load_embeddings, sentence_encoder, warm
+from agent.brain.embeddings import knowledge_vector, load_embeddings, sentence_encoder, warm
 from agent.brain.entities import (
     as_json,
     digit_runs,
@@ -777,12 +778,14 @@ class Dialogue:
         it is closest to in meaning. None for a bare yes/no, a short aside, or without the encoder."""
         told = _LEADING_NO.sub("", text)
         slots = [s for s in run.task.slots if s.type == "text" and s.name in run.fields]
-        encoder = sentence_encoder()
-        if not slots or encoder is None or len(content_stems(told)) < 3 or _QUESTION.search(text):
+        if not slots or sentence_encoder() is None or len(content_stems(told)) < 3 or _QUESTION.search(text):
             return None
-        said = encoder.encode(told)
+        said = knowledge_vector(told)
         scores = [
-            max(float(encoder.encode(str(run.fields[s.name])) @ said), float(encoder.encode(s.prompt or s.name) @ said))
+            max(
+                float(knowledge_vector(str(run.fields[s.name])) @ said),
+                float(knowledge_vector(s.prompt or s.name) @ said),
+            )
             for s in slots
         ]
         best = max(range(len(slots)), key=lambda i: scores[i])
@@ -975,15 +978,14 @@ def share_story(story: str | None, slots: list[Slot]) -> dict[str, str]:
     slot takes the account; two slots never get the same words."""
     if not story or not slots:
         return {}
-    encoder = sentence_encoder() if len(slots) > 1 else None
-    if encoder is None:
+    if len(slots) == 1 or sentence_encoder() is None:
         return {slots[0].name: story}
     clauses = [c for c in re.split(r"(?<=[.!?;])\s+|,\s+(?=[a-z])", story) if c.strip()]
-    questions = encoder.encode_all([s.prompt or s.name.replace("_", " ") for s in slots])
+    questions = np.stack([knowledge_vector(s.prompt or s.name.replace("_", " ")) for s in slots])  # cached
     parts: dict[str, list[str]] = {}
     rest = []
     for clause in clauses:
-        scores = questions @ encoder.encode(clause)
+        scores = questions @ knowledge_vector(clause)
         best = int(scores.argmax())
         if scores[best] >= STORY_MATCH:
             parts.setdefault(slots[best].name, []).append(clause.strip().rstrip(" .,;"))

@@ -12,7 +12,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-from agent.brain.dates import When, parse_day, parse_time, parse_when, say_day, say_time
+from agent.brain.dates import HOUR_WORDS, When, parse_day, parse_time, parse_when, say_day, say_time
 from agent.brain.numbers import normalize_numbers, parse_number, spoken_digits
 from agent.config import Slot
 from agent.language import en
@@ -144,11 +144,10 @@ def _number(text: str) -> float | None:
     return None
 
 
-_HOURS = "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve"
 _NOT_A_QUANTITY = re.compile(
-    rf"\b(?:at|around|by|until|till|from|after|before|half past|quarter past|quarter to|half)\s+(?:\d{{1,2}}(?::\d{{2}})?|{_HOURS})\b"
+    rf"\b(?:at|around|by|until|till|from|after|before|half past|quarter past|quarter to|half)\s+(?:\d{{1,2}}(?::\d{{2}})?|{HOUR_WORDS})\b"
     rf"(?:\s*(?:am|pm|a m|p m|o'?clock))?"
-    rf"|\b(?:\d{{1,2}}(?::\d{{2}})?|{_HOURS})\s*(?:am|pm|a m|p m|o'?clock)\b"
+    rf"|\b(?:\d{{1,2}}(?::\d{{2}})?|{HOUR_WORDS})\s*(?:am|pm|a m|p m|o'?clock)\b"
     r"|\b\d{1,2}:\d{2}\b|\b\d{1,2}(?:st|nd|rd|th)\b",
 )
 

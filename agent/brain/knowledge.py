@@ -51,15 +51,15 @@ class Hit:
     def strength(self) -> float:
         """How well the passage answers, with the knowledge encoder: its closest sentence's similarity,
         nudged by the question's terms (and their related words) it holds and by BM25 (two passages about
-        prices: the one naming the cleaning wins; "located" finds the address)."""
+        prices: the one naming the service asked about wins; "located" finds the address)."""
         return self.similarity + TERM_WEIGHT * self.covered + BM25_WEIGHT * min(max(self.score, 0.0), 5.0)
 
     @property
     def relevant(self) -> bool:
         """Good enough to answer from.
 
-        With the knowledge encoder, `strength` decides. Words alone answer "how much is a root canal?"
-        with the cleaning's price, so they never suffice (measured: `python -m agent bench --knowledge`).
+        With the knowledge encoder, `strength` decides. Words alone answer "how much is <a service the
+        documents do not list>?" with another service's price, so they never suffice (measured: `python -m agent bench --knowledge`).
         Otherwise (e5 or no model), BM25 alone fails a small knowledge base (one document: every term's
         IDF is near zero), so two question terms found in the passage count too, and so does a sentence
         that means what was asked ("do you take Amex?" ~ "we accept American Express")."""
@@ -69,8 +69,8 @@ class Hit:
 
     @property
     def confident(self) -> bool:
-        """Relevant, and close enough that the caller need not be told the answer may miss ("how much is a
-        root canal?" is near "a cleaning costs 90 dollars": related, not confident)."""
+        """Relevant, and close enough that the caller need not be told the answer may miss (the price of
+        an unlisted service is near another service's price: related, not confident)."""
         return self.relevant and (self.meaning != "minilm" or self.strength >= CLOSE_MEANING)
 
 
