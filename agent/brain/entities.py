@@ -338,6 +338,7 @@ def _yes_no_inside(slot: Slot, text: str) -> bool | None:
 
 
 _CLAUSE_BREAK = re.compile(r"\s*(?:[.!?;,]+\s*|\s+(?:and|but|so|because)\s+)", re.I)
+_PRONOUN = re.compile(en.PRONOUN_CONTRACTION)
 NARRATIVE_WORDS = 3  # words beyond the request itself that make a first sentence an account of what happened
 
 
@@ -352,7 +353,7 @@ def narrative(text: str, request_words: set[str]) -> str | None:
     for match in [*_CLAUSE_BREAK.finditer(text), None]:
         end = match.start() if match else len(text)
         clause = text[start:end]
-        new = [w for w in content_stems(clause) if w not in request_words and len(w) >= 3]
+        new = [w for w in content_stems(clause) if w not in request_words and len(w) >= 3 and not _PRONOUN.fullmatch(w)]
         if new and not re.search(r"\d", clause):  # a clause with a number gave another slot its value
             kept.append((start, end))
             told += len(new)

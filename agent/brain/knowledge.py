@@ -237,8 +237,8 @@ class KnowledgeBase:
         return [hit for hit in self.search(query) if hit.relevant]
 
 
-SHORT_PASSAGE_SENTENCES = 3  # a passage this short is one answer: read it all (about 15 s of speech at most)
-SHORT_PASSAGE_WORDS = 45
+SHORT_PASSAGE_SENTENCES = 4  # a passage this short is one answer: read it all (about 25 s of speech at most)
+SHORT_PASSAGE_WORDS = 65
 SENTENCE_MARGIN = 0.15  # a second sentence this much further from the question than the first is left out
 TERM_WEIGHT = 0.04  # a question term the passage holds, in cosine units
 BM25_WEIGHT = 0.02  # per BM25 point, up to 5

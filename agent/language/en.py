@@ -46,6 +46,7 @@ REQUEST_SYNONYMS = {
     "call off": "cancel", "scrap": "cancel", "scrub": "cancel", "knock on the head": "cancel",
     "reschedule": "move", "rearrange": "move", "push back": "move", "put back": "move", "bring forward": "move",
     "reserve": "book", "pencil in": "book", "fit in": "book", "squeeze in": "book",
+    "tell you about": "report", "let you know about": "report", "make you aware of": "report",
 }  # fmt: skip
 # a part of the day and the words callers use for it
 PARTS_OF_DAY = {
@@ -159,6 +160,8 @@ BACKCHANNEL = r"^\W*((m+-?)?h?m+-?h?m+|uh-?huh|hmm+|mhm+|mm+|uh+|um+)\W*$"
 # to say: "my account number is ... 4471"); the turn is held a moment longer, like a half-read number
 UNFINISHED = r"\b(is|are|was|were|my|your|the|a|an|and|or|but|to|of|for|with|from|at|on|in|um+|uh+|er+|erm|because|it's|that's)\W*$"
 # no topic on their own: "am"/"pm" alone matched the opening hours ("8 am") when a mumble was heard as "I am"
+# "I'd like to", "we've got": a pronoun's contraction tells no part of a caller's story
+PRONOUN_CONTRACTION = r"(?:i|we|you|they|he|she|it)'(?:d|ve|ll|re|m|s)"
 STOPWORDS = frozenset(
     """a an and are as at be by can could do does for from have how i if in is it me my of on or our
     please so that the their there this to up us was we what when where which who will with would you your

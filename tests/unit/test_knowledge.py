@@ -2,7 +2,7 @@
 
 import pytest
 
-from agent.brain.knowledge import KnowledgeBase, split_passages
+from agent.brain.knowledge import Hit, KnowledgeBase, Passage, split_passages
 from agent.config import DEFAULT_CONFIG_DIR
 
 
@@ -62,3 +62,15 @@ def test_knowledge_questions_in_callers_words():
     not_wrong = sum(int(row["refused"].split("/")[0]) + int(row["hedged"].split("/")[0]) for row in rows.values())
     assert answered >= 90
     assert not_wrong >= 58
+
+
+def test_a_paragraph_of_four_sentences_is_read_whole():
+    """The admin wrote it as one answer: picking two of its sentences dropped the one asked about
+    ("can I leave the car before you open?" lost the key drop box)."""
+    text = (
+        "Drop the car off between 8 am and 9 am. If you can't come during opening hours, post the keys through "
+        "the key drop box next to the door. We call you when the car is ready. Cars not collected stay in the yard."
+    )
+    kb = KnowledgeBase.from_directory(DEFAULT_CONFIG_DIR / "missing")
+    hit = Hit(Passage(1, "garage.md:2", "Dropping off", text), score=0.0)
+    assert kb.extract("I start work at seven, can I leave the car before you open?", [hit]) == text

@@ -245,6 +245,9 @@ def test_free_text_only_from_what_the_request_does_not_say():
     assert narrative("Hello, I need to put a claim in.", request) is None
     told = narrative("I want to claim on my home insurance. Someone broke into the shed and took both bikes.", request)
     assert told == "Someone broke into the shed and took both bikes"
+    # "let you know about" is the request, "I'd" tells nothing: no account of a problem yet
+    street = set(content_stems("report a problem with the road, a pothole or a street light"))
+    assert narrative("Hello, I'd like to let you know about a problem with the road near me.", street) is None
 
 
 def test_webhook_arguments_follow_the_schema():
