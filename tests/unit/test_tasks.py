@@ -261,6 +261,7 @@ async def test_emergency_in_the_callers_own_words_but_not_a_question_about_one(i
     for words in (
         "There's water pouring through my kitchen ceiling right now.",
         "My husband's bleeding from his head.",
+        "A big tree has just come down on our garage roof.",
     ):
         reply = await insurer.dialogue("+15550100", lambda: MONDAY).on_text(words)
         assert reply.end == "transfer" and reply.target == "emergency", words
