@@ -16,7 +16,7 @@ import statistics
 
 import numpy as np
 
-from agent.audio.pcm import rms_dbfs
+from agent.audio.pcm import speech_onset_s
 from agent.audio.vad import EndpointSettings, SpeechSegmenter, VadEvent
 
 FRAME_BYTES = 320
@@ -56,10 +56,7 @@ def _first_start(detector, pcm: bytes, settings: EndpointSettings, played: bytes
 
 
 def _onset(pcm: bytes) -> float | None:
-    for index in range(0, len(pcm) - FRAME_BYTES + 1, FRAME_BYTES):
-        if rms_dbfs(pcm[index : index + FRAME_BYTES]) > ONSET_DBFS:
-            return index // FRAME_BYTES * FRAME_S
-    return None
+    return speech_onset_s(pcm, threshold_dbfs=ONSET_DBFS)
 
 
 def onset_clips(prompts: list[bytes], echo: list[bytes]) -> dict[str, list[bytes]]:

@@ -85,3 +85,13 @@ def ulaw_decode(data: bytes) -> bytes:
 
 def ulaw_encode(pcm: bytes) -> bytes:
     return _ULAW_ENCODE[to_int16(pcm).astype(np.int32) + 32768].tobytes()
+
+
+def speech_onset_s(pcm: bytes, rate: int = 8000, threshold_dbfs: float = -35.0) -> float | None:
+    """When speech starts in a buffer: its first 20 ms frame louder than the threshold (Piper's output
+    starts with 40-60 ms of near silence, which is not yet the caller talking)."""
+    size = frame_bytes(rate)
+    for index in range(0, len(pcm) - size + 1, size):
+        if rms_dbfs(pcm[index : index + size]) > threshold_dbfs:
+            return index // size * FRAME_MS / 1000
+    return None

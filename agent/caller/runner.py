@@ -26,7 +26,7 @@ from pathlib import Path
 
 from panoramisk import Manager
 
-from agent.audio.pcm import rms_dbfs
+from agent.audio.pcm import rms_dbfs, speech_onset_s
 from agent.caller.scenario import Scenario, ScenarioError, Turn, check_expectations, load_scenario
 from agent.caller.sip import SipCall, SipError
 from agent.config import PROJECT_ROOT, BoxSettings, load_box_settings, load_config
@@ -326,6 +326,7 @@ async def _run_turn(call, audio, voice, turn: Turn, next_turn: Turn | None, last
         if turn.barge_in_after is not None:
             speaking = asyncio.create_task(call.send_audio(pcm))
             stopped = await audio.wait_stop(onset)
+            onset += speech_onset_s(pcm) or 0.0  # from the first word, not from the voice's leading silence
             report["barge_in_ms"] = round((stopped - onset) * 1000) if stopped else None
             end = await speaking
         else:
