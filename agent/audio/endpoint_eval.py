@@ -20,7 +20,7 @@ import statistics
 from dataclasses import dataclass
 
 from agent.audio.vad import SpeechDetector
-from agent.call.turn_end import ENDS_WITH_DIGIT, sounds_unfinished
+from agent.call.turn_end import ENDS_WITH_DIGIT, sounds_finished, sounds_unfinished
 
 FRAME_BYTES = 320  # 20 ms at 8 kHz, 16-bit
 FRAME_S = 0.02
@@ -67,12 +67,16 @@ class Policy:
     threshold: float = 0.5
     hold_s: float = 0.0  # a transcript that sounds unfinished waits this much longer (the session's rule)
     hold_on: str = "digit"  # digit: only a number at the end | unfinished: agent.call.turn_end.sounds_unfinished
+    words: bool = False  # the transcript so far decides at silence_s: a finished sentence ends the turn, else max_silence_s
 
     @property
     def name(self) -> str:
         if self.hold_s:
             after = "a digit" if self.hold_on == "digit" else "a digit or an unfinished phrase"
             return f"silence {self.silence_s:.2f} s, +{self.hold_s:.2f} s after {after}"
+        if self.words:
+            also = f" and Smart Turn p>={self.threshold}" if self.model else ""
+            return f"silence {self.silence_s:.2f} s when the words end a sentence{also}, else {self.max_silence_s:.2f} s"
         if not self.model:
             return f"silence {self.silence_s:.2f} s"
         return f"Smart Turn at {self.silence_s:.2f} s, else {self.max_silence_s:.2f} s (p>={self.threshold})"
@@ -81,7 +85,7 @@ class Policy:
 def _decide(policy: Policy, utterance: Utterance, probability, transcript) -> tuple[bool, float | None]:
     """(cut before the end, wait after the last word in seconds)."""
     first = round(policy.silence_s / FRAME_S)
-    longest = round(policy.max_silence_s / FRAME_S) if policy.model else first
+    longest = round(policy.max_silence_s / FRAME_S) if policy.model or policy.words else first
     for pause in utterance.pauses:
         if pause.frames < first and not pause.final:
             continue
@@ -93,6 +97,8 @@ def _decide(policy: Policy, utterance: Utterance, probability, transcript) -> tu
                 return True, None
             continue
         complete = not policy.model or probability(utterance, pause, first) >= policy.threshold
+        if policy.words and complete:
+            complete = sounds_finished(transcript(utterance, pause, first))
         if pause.final:
             return False, (first if complete else longest) * FRAME_S
         if complete or pause.frames >= longest:
@@ -181,4 +187,6 @@ def default_policies() -> list[Policy]:
     fixed = [Policy(s) for s in (0.2, 0.3, 0.45, 0.6, 0.8, 1.0)]
     smart = [Policy(t, True, 0.6, threshold=p) for t in (0.1, 0.2, 0.3) for p in (0.5, 0.9, 0.97)]
     held = [Policy(0.3, hold_s=h, hold_on=on) for on in ("digit", "unfinished") for h in (0.7, 1.2)]
-    return fixed + smart + held + [Policy(0.2, hold_s=1.2, hold_on="unfinished")]
+    words = [Policy(s, words=True, max_silence_s=0.45) for s in (0.15, 0.2)]
+    words += [Policy(0.2, model=True, words=True, max_silence_s=0.45, threshold=0.5)]
+    return fixed + smart + held + [Policy(0.2, hold_s=1.2, hold_on="unfinished")] + words

@@ -20,3 +20,13 @@ def sounds_unfinished(text: str) -> bool:
     if not text or text.endswith("?"):
         return False
     return bool(ENDS_WITH_DIGIT.search(text) or _UNFINISHED.search(text))
+
+
+_SENTENCE_END = re.compile(r"[.?!]\W*$")
+
+
+def sounds_finished(text: str) -> bool:
+    """The recogniser closed a sentence (Whisper punctuates what it hears as complete) on a word a
+    sentence ends on: "Are you open on Saturday?" yes, "I'd like to book a" or "my number is 44" no."""
+    text = text.strip()
+    return bool(_SENTENCE_END.search(text)) and not sounds_unfinished(text.rstrip(".!"))
