@@ -195,7 +195,12 @@ class Task(_Strict):
     replies: TaskReplies = TaskReplies()
     outcomes: list[Outcome] = []
     escalate: TaskEscalation = TaskEscalation()
-    verified_only: bool = Field(False, description="only for callers verified by a task marked `verifies`")
+    verifies: bool = Field(
+        False, description="its action succeeding proves who the caller is (a backend checked what they said)"
+    )
+    verified_only: bool = Field(
+        False, description="needs a verified caller: the task marked `verifies` runs first, then this one"
+    )
 
     @model_validator(mode="after")
     def _unique_slots(self) -> Task:
@@ -362,6 +367,14 @@ class AgentConfig(_Strict):
                 raise ValueError(
                     f"tasks.{index}.{task.name}: escalate.target '{task.escalate.target}' is not a transfer target"
                 )
+        needs_proof = [task.name for task in self.tasks if task.verified_only]
+        verifiers = [task for task in self.tasks if task.verifies]
+        if needs_proof and not verifiers:
+            raise ValueError(f"tasks.{needs_proof[0]}: verified_only needs a task marked `verifies: true`")
+        if len(verifiers) > 1:
+            raise ValueError(f"tasks: only one task can verify callers ({', '.join(t.name for t in verifiers)})")
+        if any(task.verifies and (task.verified_only or task.action is None) for task in self.tasks):
+            raise ValueError("tasks: the task marked `verifies` needs an action and cannot be verified_only")
         for context in self.caller_context:
             if context.tool not in tools:
                 raise ValueError(f"caller_context: tool '{context.tool}' is not configured")

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 from agent.brain.numbers import parse_number
+from agent.language import en
 from agent.language.en import MONTHS, ORDINALS, PARTS_OF_DAY, WEEKDAYS
 
 _ORDINALS = ORDINALS
@@ -46,6 +47,29 @@ def _ordinal_day(text: str) -> int | None:
     for word, value in _ORDINALS.items():
         if re.search(rf"\bthe {word}\b", text):
             return value
+    return None
+
+
+_ONES = "|".join(word for word, value in en.UNITS.items() if 1 <= value <= 9)
+_TEENS = "|".join(word for word, value in en.UNITS.items() if value >= 10)
+_SPOKEN_YEAR = re.compile(
+    rf"\b(nineteen|twenty)[\s-]+(?:({'|'.join(en.TENS)})(?:[\s-]+({_ONES}))?|({_TEENS})|(?:oh|o)[\s-]+({_ONES}))\b"
+)
+_THOUSANDS_YEAR = re.compile(rf"\btwo thousand(?:\s+and)?(?:[\s-]+({_ONES}|{_TEENS}))?\b")
+
+
+def _year(text: str) -> int | None:
+    """A year said with a date: "1984", "nineteen eighty-four", "nineteen oh five", "two thousand and two"."""
+    if match := re.search(r"\b(19\d\d|20\d\d)\b", text):
+        return int(match.group(1))
+    if match := _SPOKEN_YEAR.search(text):
+        century = 1900 if match.group(1) == "nineteen" else 2000
+        tens, unit, teen, after_oh = match.group(2), match.group(3), match.group(4), match.group(5)
+        if tens:
+            return century + en.TENS[tens] + (en.UNITS[unit] if unit else 0)
+        return century + en.UNITS[teen or after_oh]
+    if match := _THOUSANDS_YEAR.search(text):
+        return 2000 + (en.UNITS[match.group(1)] if match.group(1) else 0)
     return None
 
 
@@ -99,9 +123,14 @@ def parse_day(text: str, now: dt.datetime, past: bool = False) -> dt.date | None
         match = re.search(rf"\b{MONTHS[month - 1]}\s+(\d{{1,2}})\b|\b(\d{{1,2}})\s+{MONTHS[month - 1]}\b", text)
         if match:
             day = int(match.group(1) or match.group(2))
+        else:  # "ninth of March": with a month named, an ordinal needs no "the"
+            day = next((value for word, value in _ORDINALS.items() if re.search(rf"\b{word}\b", text)), None)
     if day is None or not 1 <= day <= 31:
         return None
     try:
+        year = _year(text) if month else None
+        if year:  # "the ninth of March 1984", "March 9th, nineteen eighty-four": a date of birth
+            return dt.date(year, month, day)
         if month:  # "the 3rd of March": this year, or next year once it has passed (last year, for the past)
             candidate = dt.date(today.year, month, day)
             if past:

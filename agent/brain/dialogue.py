@@ -355,6 +355,7 @@ class TaskRun:
     readings: dict[str, list[str]] = field(
         default_factory=dict
     )  # other readings of a reference, tried if it is not found
+    then: tuple[str, str] | None = None  # a verifying run: the task (and its first words) it was started for
 
 
 @dataclass
@@ -380,17 +381,18 @@ class Dialogue:
         self.topics: list[str] = []  # what the call was about, for the human's briefing
         self.last_said: list[str] = []
         self.last_run: TaskRun | None = None  # the task just finished, for the human's briefing
+        self.verified: dict | None = None  # what the verifying task's tool returned, once the caller is proven
 
     def snapshot(self) -> tuple:
         """The state a caller turn may change, so a turn can be taken back (the caller was not done)."""
         return (
             copy.deepcopy(self.run), copy.copy(self.pending), self.misunderstood, list(self.topics), self.last_said,
-            self.last_run,
+            self.last_run, self.verified,
         )  # fmt: skip
 
     def restore(self, state: tuple) -> None:
-        self.run, self.pending, self.misunderstood, self.topics, self.last_said, self.last_run = (
-            state[0], state[1], state[2], list(state[3]), state[4], state[5],
+        self.run, self.pending, self.misunderstood, self.topics, self.last_said, self.last_run, self.verified = (
+            state[0], state[1], state[2], list(state[3]), state[4], state[5], state[6],
         )  # fmt: skip
 
     @property
@@ -644,8 +646,10 @@ class Dialogue:
     # ---- tasks -----------------------------------------------------------------
 
     async def _start(self, task: Task, text: str, fields: dict | None = None) -> Reply:
+        if task.verified_only and self.verified is None:
+            return await self._verify_first(task, text)
         self.pending = None
-        self.run = TaskRun(task, fields=dict(fields or {}))
+        self.run = TaskRun(task, fields={**(self.verified or {}), **(fields or {})})
         self.topics.append(task.name.replace("_", " "))
         for slot in task.slots:  # several slots in one breath: "renew Dune on card 4471"
             if slot.type != "text":
@@ -656,6 +660,17 @@ class Dialogue:
             self.run.fields[name] = part
             self.run.given.add(name)
         reply = await self._advance()
+        reply.intent = task.name
+        return reply
+
+    async def _verify_first(self, task: Task, text: str) -> Reply:
+        """A task for proven callers only: the verifying task runs first (a caller ID proves nothing), then
+        this one, with what the caller has said so far."""
+        verifier = next(t for t in self.brain.tasks.values() if t.verifies)
+        reply = await self._start(verifier, "")
+        if self.run is not None and self.run.task is verifier:
+            self.run.then = (task.name, text)
+        reply.say = [self.config.say("not_verified"), *reply.say]
         reply.intent = task.name
         return reply
 
@@ -869,7 +884,15 @@ class Dialogue:
             not_found = self._fill(task.replies.not_found or self.config.say("tool_not_found"), fields, run)
             again = fill(retry.reprompt, self._say_fields(run)) if retry.reprompt else self._prompt(run, retry)
             return Reply(say=[not_found, again], tools=tools, intent=task.name, understood=False)
-        return self._finish(task, result.status, fields, tools, run)
+        reply = self._finish(task, result.status, fields, tools, run)
+        if task.verifies and result.status == "done":
+            self.verified = dict(result.data)
+            if run.then is not None:  # proven: on to what the caller asked for
+                name, text = run.then
+                then = await self._start(self.brain.tasks[name], text)
+                done = reply.say if task.replies.done else []  # not "anything else?" before the next question
+                return Reply(say=[*done, *then.say], tools=tools + then.tools, intent=name)
+        return reply
 
     def _identifier_exhausted(self, run: TaskRun) -> bool:
         """The caller has given a reference the tool does not know as often as the slot allows."""

@@ -201,7 +201,7 @@ SENTENCES = {
     "ask_phone": "What's the best phone number to reach you on?",
     "unsure_answer": "I'm not sure I have exactly that, but here is what I can tell you.",
     "which_task": "Sure. Which would you like: {first}, or {second}?",
-    "not_verified": "I can't look that up until I know it's you.",
+    "not_verified": "Before I can help with that, I need to check it's you.",
     "keypad_hint": "You can also type it on your keypad and press hash.",
     "digits_wrong_length": "That was {count} digits; I need {length}.",
     "survey_question": "Before you go: on a scale of one to five, five being the best, how was this call? Say a number or press it on your keypad.",

@@ -305,3 +305,44 @@ def test_knowledge_ranks_by_words_and_meaning_together():
     knowledge = KnowledgeBase.from_directory(Path(PROJECT_ROOT / "configs" / "insurer" / "knowledge"))
     hits = knowledge.answers("If I claim for the car, how much do I have to pay out of my own pocket?")
     assert hits[0].passage.title == "Excess"
+
+
+def test_a_date_of_birth_with_its_year():
+    born = Slot(name="born", type="date", prompt="Your date of birth?", past=True)
+    for words in ("Ninth of March 1984.", "the ninth of March, nineteen eighty-four", "March 9th, 1984"):
+        assert parse_slot(born, words, MONDAY).value == dt.date(1984, 3, 9), words
+    assert parse_slot(born, "fifth of June two thousand and two", MONDAY).value == dt.date(2002, 6, 5)
+    assert parse_slot(born, "1st of January nineteen oh five", MONDAY).value == dt.date(1905, 1, 1)
+
+
+async def test_policy_details_only_after_the_caller_is_verified(insurer):
+    """A caller ID proves nothing: the verifying task runs first, then what was asked for."""
+    with example_backends([PROJECT_ROOT / "configs" / "insurer"]):
+        dialogue = insurer.dialogue("+15550100", lambda: MONDAY)
+        first = await dialogue.on_text("Could you tell me my renewal date please?")
+        assert said(first).startswith("Before I can help with that, I need to check it's you.")
+        assert "renews" not in said(first) and "policy number" in said(first)
+        await dialogue.on_text("H M two oh four eight one seven.")
+        done = await dialogue.on_text("Ninth of March 1984.")
+        assert said(done) == "Thank you, Dana. Your policy HM204817 renews on the 1st of March, and your excess is 250 dollars."
+        assert done.tools[0].arguments == {"policy_number": "HM204817", "date_of_birth": "1984-03-09"}
+        again = await dialogue.on_text("And what's my excess?")  # verified once per call
+        assert "before i can help" not in said(again).lower()
+
+
+async def test_a_caller_who_cannot_be_verified_hears_nothing_about_the_policy(insurer):
+    with example_backends([PROJECT_ROOT / "configs" / "insurer"]):
+        dialogue = insurer.dialogue("+15550100", lambda: MONDAY)
+        await dialogue.on_text("I need to know my excess, please.")
+        await dialogue.on_text("H M two oh four eight one seven.")
+        replies = [await dialogue.on_text("The second of May 1979.") for _ in range(3)]
+    heard = " ".join(said(reply) for reply in replies)
+    assert "250" not in heard and "renews" not in heard
+    assert "don't match our records" in heard and "connect you to a colleague" in heard
+
+
+def test_verified_only_needs_a_verifying_task(tmp_path):
+    config = (PROJECT_ROOT / "configs" / "insurer" / "agent.yaml").read_text().replace("verifies: true", "verifies: false")
+    (tmp_path / "agent.yaml").write_text(config)
+    with pytest.raises(Exception, match="verified_only needs a task marked `verifies: true`"):
+        load_config(tmp_path)
