@@ -83,6 +83,45 @@ def false_escalations() -> dict:
     return out
 
 
+def emergency_detection() -> dict:
+    """Emergencies caught and calm callers sent to the emergency line, per config with emergencies: the
+    first caller line of every scenario expecting a transfer to the emergency target against every other
+    caller line, the paraphrase sets and the knowledge questions (none of them emergencies)."""
+    out = {}
+    for config_dir in sorted(p for p in CONFIGS_DIR.iterdir() if (p / "agent.yaml").is_file()):
+        config = load_config(config_dir)
+        if not config.escalation.emergency_phrases:
+            continue
+        brain = Brain(config)
+        emergencies, calm = [], []
+        for path in sorted((PROJECT_ROOT / "scenarios" / config_dir.name).rglob("*.yaml")):
+            scenario = yaml.safe_load(path.read_text())
+            lines = [t["say"] for t in scenario.get("turns", []) if isinstance(t, dict) and t.get("say")]
+            expect = scenario.get("expect") or {}
+            if expect.get("outcome") == "transferred" and expect.get("transfer_to") == config.escalation.emergency_target:
+                emergencies += lines[:1]
+            else:
+                calm += lines
+        for path in (PARAPHRASES / f"{config_dir.name}.yaml", PARAPHRASES / "neutral.yaml", KNOWLEDGE_QUESTIONS / f"{config_dir.name}.yaml"):
+            if path.is_file():
+                data = yaml.safe_load(path.read_text())
+                calm += [c["say"] for c in data.get("cases", [])]
+                questions = data.get("answerable", []) + data.get("unanswerable", [])
+                calm += [q["ask"] if isinstance(q, dict) else q for q in questions]
+
+        def emergency(text: str, brain: Brain = brain) -> bool:
+            reply = Dialogue(brain, None, dt.datetime.now)._escalation(text)
+            return reply is not None and reply.reason == "emergency"
+
+        false = [text for text in calm if emergency(text)]
+        out[config_dir.name] = {
+            "caught": f"{sum(emergency(t) for t in emergencies)}/{len(emergencies)}",
+            "false": f"{len(false)}/{len(calm)}",
+            "misses": [f"calm caller sent to the emergency line: {t!r}" for t in false],
+        }
+    return out
+
+
 def digit_accuracy() -> dict:
     """Spoken digit strings (as text, before ASR) read back exactly by the digits slot parser."""
     cases = yaml.safe_load(DIGITS.read_text())
@@ -179,6 +218,7 @@ def understanding_report(embedding: bool = True) -> dict:
     return {
         "intents": {name: intent_accuracy(name, embedding) for name in configs},
         "sentiment": false_escalations(),
+        "emergencies": emergency_detection(),
         "digits_text": digit_accuracy(),
     }
 
@@ -191,6 +231,10 @@ def main() -> None:
             print(f"    {miss}")
     for name, row in report["sentiment"].items():
         print(f"sentiment {name}: {row}")
+    for name, row in report["emergencies"].items():
+        print(f"emergencies {name}: caught {row['caught']}, calm callers sent to the emergency line {row['false']}")
+        for miss in row["misses"]:
+            print(f"    {miss}")
     digits = report["digits_text"]
     print(f"digits (text): {digits['exact']} of {digits['cases']}")
     for miss in digits["misses"][:40]:

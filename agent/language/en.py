@@ -140,7 +140,7 @@ INTENT_EXAMPLES = {
 UPSET = r"\b(fed up|sick (and tired )?of|had enough|fuming|furious|livid|disgust(ed|ing)|disgrace|unacceptable|ridiculous|useless|pathetic|stupid|waste of (my )?time|nobody (ever )?(answers|helps|calls|cares|gets back)|never (again|answers)|(is|what) (a|an absolute|a complete|such a) joke|(an absolute|a complete) joke|appalling|outrageous|(want|going) to complain|(make|making|file) a (formal )?complaint|ripped (me )?off|lied to|are you kidding|my lawyer|sort this out now)\b"
 # an emergency in the caller's own words, whatever the business (the config adds its emergency_phrases):
 # something dangerous (DANGER) that is happening now (HAPPENING), not asked about ("what if…", "is it covered…")
-DANGER = r"\b(bleed(ing|s)?|blood|unconscious|not breathing|can'?t breathe|on fire|fire|smoke|collapsed?|seizure|choking|(hit|knocked (down|over)|run over) by|won'?t (get up|wake up|wake|stand up)|can'?t (get up|stand up)|crash(ed)?|accident|pouring|gushing|flooding|sparks|sparking|fell (over|down)|fallen (over|down)|c[oa]me down|poison(ed)?|stuck|stranded|trapped|burst|hurt|injured)\b"
+DANGER = r"\b(bleed(ing|s)?|blood|unconscious|not breathing|can'?t breathe|on fire|fire|smoke|collapsed?|seizure|choking|(hit|knocked (down|over)|run over) by|won'?t (get up|wake up|wake|stand up)|can'?t (get up|stand up)|crash(ed)?|accident|pouring|gushing|flooding|sparks|sparking|fell (over|down)|fallen (over|down)|c[oa]me down|poison(ed)?|stuck(?! (?:at|in) (?:work|traffic|a meeting|meetings|the office|town))|stranded|trapped|burst|hurt|injured)\b"
 HAPPENING = r"(^\W*help\b|\b(just|right now|now|at the moment|as we speak|urgent(ly)?|(is|are|'s|'re) (lying|hanging|pouring|gushing|leaking|sparking|burning|smoking|bleeding|coming)|won'?t (get up|wake|stop)|can'?t (get up|stop|stand))\b)"
 HYPOTHETICAL = r"\b(if|in case|what happens|would (i|it|you|that)|am i covered|is (it|that) covered)\b"
 # a request anywhere in the sentence ("my car's making a horrible noise, can someone check it"): not upset by tone alone
@@ -166,7 +166,8 @@ STOPWORDS = frozenset(
     """a an and are as at be by can could do does for from have how i if in is it me my of on or our
     please so that the their there this to up us was we what when where which who will with would you your
     hi hello yes no okay ok um uh tell know like want need just about that's it's i'm right
-    am pm hmm hm mm mhm uhm er erm ah oh huh yeah yep m s t ll re ve d""".split()
+    am pm hmm hm mm mhm uhm er erm ah oh huh yeah yep m s t ll re ve d
+    calling ringing phoning""".split()
 )
 
 # Default sentences; every one can be overridden in agent.yaml `messages:`. {fields} are filled in.

@@ -346,3 +346,30 @@ def test_verified_only_needs_a_verifying_task(tmp_path):
     (tmp_path / "agent.yaml").write_text(config)
     with pytest.raises(Exception, match="verified_only needs a task marked `verifies: true`"):
         load_config(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def plumber():
+    return Brain(load_config(PROJECT_ROOT / "configs" / "plumber"), make_engine("sqlite://"))
+
+
+async def test_an_emergency_the_documents_describe_but_not_a_caller_stuck_at_work(plumber):
+    gas = await plumber.dialogue("+15550100", lambda: MONDAY).on_text(
+        "There's a really strong gassy pong in the hallway by the meter, and it's been getting worse all morning."
+    )
+    assert gas.end == "transfer" and gas.reason == "emergency"  # ~ the documents' "if you smell gas, …"
+    late = await plumber.dialogue("+15550100", lambda: MONDAY).on_text(
+        "You've got someone coming on Thursday but I'm stuck at work now. Could we make it Friday afternoon?"
+    )
+    assert late.reason != "emergency"
+
+
+def test_emergencies_caught_and_calm_callers_left_alone():
+    """Every config's emergency scenarios against 1,335 calm caller lines (agent.brain.evaluate): measured
+    12 of 15 caught, 3 calm lines sent to the emergency line by the admins' own phrases (docs/benchmarks.md)."""
+    from agent.brain.evaluate import emergency_detection
+
+    rows = emergency_detection().values()
+    caught = sum(int(row["caught"].split("/")[0]) for row in rows)
+    false = sum(int(row["false"].split("/")[0]) for row in rows)
+    assert caught >= 12 and false <= 3
