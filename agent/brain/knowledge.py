@@ -25,6 +25,7 @@ _RELATED = {
     "directions": ["address"], "find": ["address"],
     "cost": ["price", "prices"], "price": ["cost", "costs"], "much": ["cost", "costs", "price"], "fee": ["cost", "price"],
     "charge": ["cost", "price", "fee"], "charges": ["cost", "price", "fee"],
+    "jab": ["vaccination", "injection", "booster"], "jabs": ["vaccination", "vaccinations", "injection", "booster"],
     "open": ["hours"], "close": ["hours", "closed"], "closing": ["hours"], "hours": ["open"],
     "pay": ["payment", "accept"], "card": ["payment", "accept"], "insured": ["insurance"],
     "refund": ["return", "returns"], "send": ["return", "shipping"], "delivery": ["shipping"],
