@@ -67,7 +67,7 @@ class Policy:
     threshold: float = 0.5
     hold_s: float = 0.0  # a transcript that sounds unfinished waits this much longer (the session's rule)
     hold_on: str = "digit"  # digit: only a number at the end | unfinished: agent.call.turn_end.sounds_unfinished
-    words: bool = False  # the transcript so far decides at silence_s: a finished sentence ends the turn, else max_silence_s
+    words: bool = False  # at silence_s the words so far decide: a finished sentence ends it, else max_silence_s
 
     @property
     def name(self) -> str:
@@ -76,7 +76,9 @@ class Policy:
             return f"silence {self.silence_s:.2f} s, +{self.hold_s:.2f} s after {after}"
         if self.words:
             also = f" and Smart Turn p>={self.threshold}" if self.model else ""
-            return f"silence {self.silence_s:.2f} s when the words end a sentence{also}, else {self.max_silence_s:.2f} s"
+            return (
+                f"silence {self.silence_s:.2f} s when the words end a sentence{also}, else {self.max_silence_s:.2f} s"
+            )
         if not self.model:
             return f"silence {self.silence_s:.2f} s"
         return f"Smart Turn at {self.silence_s:.2f} s, else {self.max_silence_s:.2f} s (p>={self.threshold})"

@@ -98,11 +98,18 @@ def emergency_detection() -> dict:
             scenario = yaml.safe_load(path.read_text())
             lines = [t["say"] for t in scenario.get("turns", []) if isinstance(t, dict) and t.get("say")]
             expect = scenario.get("expect") or {}
-            if expect.get("outcome") == "transferred" and expect.get("transfer_to") == config.escalation.emergency_target:
+            if (
+                expect.get("outcome") == "transferred"
+                and expect.get("transfer_to") == config.escalation.emergency_target
+            ):
                 emergencies += lines[:1]
             else:
                 calm += lines
-        for path in (PARAPHRASES / f"{config_dir.name}.yaml", PARAPHRASES / "neutral.yaml", KNOWLEDGE_QUESTIONS / f"{config_dir.name}.yaml"):
+        for path in (
+            PARAPHRASES / f"{config_dir.name}.yaml",
+            PARAPHRASES / "neutral.yaml",
+            KNOWLEDGE_QUESTIONS / f"{config_dir.name}.yaml",
+        ):
             if path.is_file():
                 data = yaml.safe_load(path.read_text())
                 calm += [c["say"] for c in data.get("cases", [])]
