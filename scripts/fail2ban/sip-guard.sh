@@ -66,11 +66,12 @@ cmd_start() {
         return 0
     fi
     render
+    # a guard already running may watch another home's log and keep another database (a reload cannot
+    # change the database): restart it on the configuration just rendered; the ban database is kept
     if client ping >/dev/null 2>&1; then
-        client reload >/dev/null
-    else
-        client -x start >/dev/null   # -x: remove a stale socket left by a killed instance
+        client stop >/dev/null 2>&1 || true
     fi
+    client -x start >/dev/null   # -x: remove a stale socket left by a killed instance
     log "fail2ban jail phone-agent-sip watching $(security_log)"
 }
 
