@@ -37,15 +37,17 @@ class When:
     part_of_day: str | None = None  # morning | afternoon | evening
 
 
-def _ordinal_day(text: str) -> int | None:
+def _ordinal_day(text: str, month_named: bool = False) -> int | None:
+    """The day of "the 3rd", "the twenty-first", "the ninth"; with a month named, "ninth of March" too."""
     match = re.search(r"\b(\d{1,2})(?:st|nd|rd|th)\b", text)
     if match:
         return int(match.group(1))
     compound = re.search(r"\b(twenty|thirty)[\s-]+(first|second|third|fourth|fifth|sixth|seventh|eighth|ninth)\b", text)
     if compound:
         return {"twenty": 20, "thirty": 30}[compound.group(1)] + _ORDINALS[compound.group(2)]
+    the = "(?:the )?" if month_named else "the "
     for word, value in _ORDINALS.items():
-        if re.search(rf"\bthe {word}\b", text):
+        if re.search(rf"\b{the}{word}\b", text):
             return value
     return None
 
@@ -110,7 +112,6 @@ def parse_day(text: str, now: dt.datetime, past: bool = False) -> dt.date | None
         if match.group(1) and ahead < 7 and "week" in text:
             ahead += 7  # "Tuesday next week"
         return today + dt.timedelta(days=ahead)
-    day = _ordinal_day(text)
     month = next(
         (
             i + 1
@@ -119,12 +120,10 @@ def parse_day(text: str, now: dt.datetime, past: bool = False) -> dt.date | None
         ),
         None,
     )
+    day = _ordinal_day(text)
     if month and day is None:
         match = re.search(rf"\b{MONTHS[month - 1]}\s+(\d{{1,2}})\b|\b(\d{{1,2}})\s+{MONTHS[month - 1]}\b", text)
-        if match:
-            day = int(match.group(1) or match.group(2))
-        else:  # "ninth of March": with a month named, an ordinal needs no "the"
-            day = next((value for word, value in _ORDINALS.items() if re.search(rf"\b{word}\b", text)), None)
+        day = int(match.group(1) or match.group(2)) if match else _ordinal_day(text, month_named=True)
     if day is None or not 1 <= day <= 31:
         return None
     try:

@@ -113,6 +113,7 @@ class KnowledgeBase:
         self.passages = passages
         self._sentences = [(p.id, i, s) for p in passages for i, s in enumerate(sentences_of(p.text))]
         self.meaning, self._vectors = _embed_sentences(passages, self._sentences, meaning)
+        self._recent: dict[tuple[str, int], tuple[Hit, ...]] = {}  # (query, limit) → hits, oldest first
         # check_same_thread=False: built once, then only read (under the GIL) by the event loop
         self._db = sqlite3.connect(":memory:", check_same_thread=False)
         self._db.execute("CREATE VIRTUAL TABLE passages USING fts5(title, body, tokenize='porter unicode61')")
@@ -132,6 +133,16 @@ class KnowledgeBase:
         return cls(passages, meaning)
 
     def search(self, query: str, limit: int = 3) -> list[Hit]:
+        """The passages for `query`, best first. One caller turn asks several times (is it a question the
+        documents answer? an emergency they describe? the answer itself), so recent results are kept."""
+        key = (query, limit)
+        if key not in self._recent:
+            if len(self._recent) >= RECENT_SEARCHES:
+                del self._recent[next(iter(self._recent))]
+            self._recent[key] = tuple(self._search(query, limit))
+        return list(self._recent[key])
+
+    def _search(self, query: str, limit: int) -> list[Hit]:
         # single digits ("it's 7 7 3 1", "3 pm") match any passage with a number in it: leave them out
         terms = [
             t
@@ -239,6 +250,7 @@ class KnowledgeBase:
         return [hit for hit in self.search(query) if hit.relevant]
 
 
+RECENT_SEARCHES = 64  # per config, shared by its calls: the same turn's questions, not a long-term cache
 SHORT_PASSAGE_SENTENCES = 4  # a passage this short is one answer: read it all (about 25 s of speech at most)
 SHORT_PASSAGE_WORDS = 65
 SENTENCE_MARGIN = 0.15  # a second sentence this much further from the question than the first is left out

@@ -29,4 +29,4 @@ def sounds_finished(text: str) -> bool:
     """The recogniser closed a sentence (Whisper punctuates what it hears as complete) on a word a
     sentence ends on: "Are you open on Saturday?" yes, "I'd like to book a" or "my number is 44" no."""
     text = text.strip()
-    return bool(_SENTENCE_END.search(text)) and not sounds_unfinished(text.rstrip(".!"))
+    return bool(_SENTENCE_END.search(text)) and not sounds_unfinished(text)
