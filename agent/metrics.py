@@ -67,6 +67,11 @@ MODEL_ERRORS = Counter(
     ["stage"], registry=REGISTRY,
 )  # fmt: skip
 BARGE_INS = Counter("phone_agent_barge_ins", "Bot replies the caller talked over", registry=REGISTRY)
+REHEARSED = Counter(
+    "phone_agent_replies_rehearsed",
+    "Replies whose first words were synthesized while the endpoint was awaited (tried at the caller's pause)",
+    registry=REGISTRY,
+)
 ADMISSION_REFUSALS = Counter(
     "phone_agent_admission_refusals", "Calls sent to a human at once by admission control, by reason "
     "(capacity, overloaded)", ["reason"], registry=REGISTRY,
@@ -110,6 +115,8 @@ def observe_event(event: str, data: dict) -> None:
             ASR_CONFIDENCE.observe(data["confidence"])
     elif event == "bot_turn":
         _observe_timings(data)
+        if data.get("rehearsed"):
+            REHEARSED.inc()
     elif event == "agent_fault":
         MODEL_ERRORS.labels(data.get("where") or "?").inc()
     elif event == "barge_in":

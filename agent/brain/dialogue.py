@@ -81,6 +81,10 @@ AMBIGUOUS = "ambiguous"  # route(): two tasks fit equally well, ask which
 AMBIGUOUS_RATIO = 0.9  # a second task's example score this close to the first's is a tie
 
 
+class NotRehearsable(Exception):
+    """A rehearsed turn reached a tool or the LLM: only the real turn may run them (see Dialogue.rehearsal)."""
+
+
 @dataclass(frozen=True)
 class ToolCall:
     tool: str
@@ -383,6 +387,22 @@ class Dialogue:
         self.last_said: list[str] = []
         self.last_run: TaskRun | None = None  # the task just finished, for the human's briefing
         self.verified: dict | None = None  # what the verifying task's tool returned, once the caller is proven
+        self.rehearsing = False  # a copy trying a turn before it is final: no tools, no LLM
+
+    def rehearsal(self) -> Dialogue:
+        """A copy of this dialogue to try a caller's words on before their turn is final (the call session
+        does this at a pause, so the reply's first words can be synthesized while the endpoint is awaited).
+
+        It shares nothing a turn changes, and a tool or the LLM raises NotRehearsable in it: trying a turn
+        there books nothing, asks no webhook and leaves this dialogue as it was.
+        """
+        twin = copy.copy(self)
+        twin.run, twin.pending, twin.last_run, twin.verified = copy.deepcopy(
+            (self.run, self.pending, self.last_run, self.verified)
+        )
+        twin.topics, twin.last_said = list(self.topics), list(self.last_said)
+        twin.rehearsing = True
+        return twin
 
     def snapshot(self) -> tuple:
         """The state a caller turn may change, so a turn can be taken back (the caller was not done)."""
@@ -494,7 +514,7 @@ class Dialogue:
         if intent == "thanks":
             self.pending = Pending("closing")
             return Reply(say=[self.config.say("you_are_welcome")], intent="thanks")
-        routed = await self.brain.decide(text)
+        routed = self.brain.route(text) if self.rehearsing else await self.brain.decide(text)
         if routed == AMBIGUOUS:
             return self._which_task(text)
         if routed in self.brain.tasks:
@@ -958,6 +978,8 @@ class Dialogue:
         return self._finish(run.task, result.status, run.fields, tools, run)
 
     async def _tool(self, step, run: TaskRun, tools: list[ToolCall]) -> ToolResult:
+        if self.rehearsing:
+            raise NotRehearsable(step.tool)
         args = {name: self._arg(template, run.fields) for name, template in step.args.items()}
         if not step.args:
             args = dict(run.fields)

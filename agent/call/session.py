@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import datetime as dt
 import enum
 import logging
@@ -23,7 +24,7 @@ from agent.audio.echo import LineCleaner
 from agent.audio.pcm import resample
 from agent.audio.vad import SpeechDetector, SpeechSegmenter, VadEvent
 from agent.brain.answers import answer_clauses
-from agent.brain.dialogue import Brain, Dialogue, Reply, transfer
+from agent.brain.dialogue import Brain, Dialogue, NotRehearsable, Reply, transfer
 from agent.brain.entities import as_json, digit_runs, is_no
 from agent.call.clauses import speakable, split_clauses
 from agent.call.playout import FRAME, FRAME_S, Playout
@@ -151,6 +152,7 @@ class CallSession:
         self.outcome: Outcome | None = None
         self._early: list[proto.Message] = []  # messages that arrived with the call id
         self._spoken: list[tuple[str, int]] = []  # clauses of the current bot turn, with end frame
+        self._rehearsed = False
         self._reply_to: int | None = None
         self._turn_no = 0  # caller turns heard so far
         self._last_speech: _Segment | None = None  # the last speech segment, for a caller who goes on
@@ -158,6 +160,7 @@ class CallSession:
         self._streams = 0  # speech segments so far
         self._superseded_up_to = 0  # segments merged into a later one (the caller only paused)
         self._processed_stream = 0  # the last segment the conversation acted on
+        self._prepared: dict[str, asyncio.Future[bytes]] = {}  # a rehearsed reply's first clause, being synthesized
         self._turn_revocable = False  # the last turn may be taken back if the caller was not done
         self._started = time.monotonic()
         self._started_at = dt.datetime.now(dt.UTC)
@@ -403,6 +406,54 @@ class CallSession:
         if pause >= SPECULATE_AFTER_S and _StreamingRecognition.decoding < CORES and not self._engines.compute.waiting:
             endpoint_in_s = segmenter.settings.end_silence_s - pause
             stream.speculate(self._engines.asr.open_stream(self._asr_hint()), media_time, endpoint_in_s)
+            speculation = stream.speculation
+            ready_at = time.monotonic() + endpoint_in_s
+            speculation.add_done_callback(lambda done: self._rehearse(stream, done, ready_at))
+
+    def _rehearse(self, stream: _StreamingRecognition, speculation: asyncio.Future, ready_at: float) -> None:
+        """With the speculative transcript in, try the turn on a copy of the dialogue and synthesize the
+        reply's first clause while the endpoint is still awaited: if the caller has finished, the real turn
+        finds its first words already spoken (`_speak` takes them from `_prepared`).
+
+        Only when the box has a core to spare, and never for a turn that would run a tool or the LLM
+        (the rehearsal refuses those); a rehearsal the caller talks over costs one wasted synthesis.
+        """
+        if speculation.cancelled() or speculation.exception() is not None or stream.speculation is not speculation:
+            return
+        text = speculation.result().text
+        if text and self._dialogue is not None and not self._engines.compute.waiting:
+            asyncio.get_running_loop().create_task(self._prepare(self._dialogue.rehearsal(), text, ready_at))
+
+    async def _prepare(self, dialogue: Dialogue, text: str, ready_at: float) -> None:
+        try:
+            reply = await dialogue.on_text(text)
+        except NotRehearsable:
+            return
+        except Exception:  # a rehearsal must never harm the call: the real turn will meet the same fault
+            log.debug("call %s: rehearsal failed", self.call_id, exc_info=True)
+            return
+        first = self._first_clause(reply)
+        if first is None or self._engines.compute.waiting:
+            return
+        clause, reusable = first
+        if not clause or reusable and self._engines.speech.get(clause) is not None:
+            return  # the cache has it: nothing to gain
+        for stale in self._prepared.values():
+            stale.cancel()  # a compute job nobody awaits is skipped
+        job = self._engines.compute.run(self._engines.tts.synthesize, clause, deadline=ready_at)
+        self._prepared = {clause: asyncio.ensure_future(job)}
+
+    def _first_clause(self, reply: Reply) -> tuple[str, bool] | None:
+        """The words `_respond` will speak first, and whether they are the same for every caller."""
+        if reply.end is not None:
+            return None
+        for sentence in reply.say:
+            for clause in split_clauses(sentence):
+                return speakable(clause), False
+        if reply.answer is not None and self._brain.llm is None:  # extractive: answer_clauses says it as is
+            for clause in split_clauses(reply.answer.extractive):
+                return speakable(clause), True
+        return None
 
     def _settle_turn(self, media_time: float) -> None:
         """Write the held caller turn once it can no longer be continued (a reply reached the caller,
@@ -707,13 +758,16 @@ class CallSession:
         if not text:
             return False
         needed_at = time.monotonic() + self._playout.queued_s  # when the audio queued before it runs out
-        pcm = await synthesize(self._engines, text, needed_at, reusable)
+        prepared = self._prepared.pop(text, None)
+        self._rehearsed = self._rehearsed or prepared is not None
+        pcm = await synthesize(self._engines, text, needed_at, reusable, prepared)
         end_frame = self._playout.enqueue(pcm)
         self._spoken.append((text, end_frame))
         return True
 
     def _begin_bot_turn(self, reply_to: int | None = None) -> None:
         self._spoken = []
+        self._rehearsed = False  # its first words were synthesized while the endpoint was awaited
         self._reply_to = reply_to  # the caller turn this answers (None: greeting, prompts)
 
     def _heard_by_caller(self) -> str:
@@ -780,6 +834,7 @@ class CallSession:
                 text=text,
                 sources=sources,
                 interrupted=interrupted,
+                rehearsed=self._rehearsed,
                 **{k: round(v) for k, v in timings.items()},
             )
 
@@ -897,9 +952,15 @@ class CallSession:
         return outcome
 
 
-async def synthesize(engines: Engines, text: str, needed_at: float, reusable: bool) -> bytes:
-    """Speech for text from the cache or from the compute queue, due at needed_at (time.monotonic())."""
+async def synthesize(
+    engines: Engines, text: str, needed_at: float, reusable: bool, prepared: asyncio.Future[bytes] | None = None
+) -> bytes:
+    """Speech for text from the cache, from a synthesis started ahead (`prepared`: a rehearsed reply's first
+    clause), or from the compute queue, due at needed_at (time.monotonic())."""
     pcm = engines.speech.get(text) if reusable else None
+    if pcm is None and prepared is not None and not prepared.cancelled():
+        with contextlib.suppress(Exception):  # it failed: synthesize again, as if nothing had been prepared
+            pcm = await prepared
     if pcm is None:
         pcm = await engines.compute.run(engines.tts.synthesize, text, deadline=needed_at)
         if reusable:

@@ -109,6 +109,7 @@ turns = _call_event_table(
     Column("asr_ms", Integer),
     Column("text_ready_ms", Integer),
     Column("first_audio_ms", Integer),  # end of caller speech -> first bot audio
+    Column("rehearsed", Boolean),  # bot turn: its first words were synthesized before the caller's turn ended
 )
 
 tool_calls = _call_event_table(
@@ -486,6 +487,7 @@ def apply_event(conn, call_id: str, seq: int, t: float, event: str, data: dict) 
                 asr_ms=data.get("asr_ms"),
                 text_ready_ms=data.get("text_ready_ms"),
                 first_audio_ms=data.get("first_audio_ms"),
+                rehearsed=data.get("rehearsed"),
             )
         )
         values = {"bot_turns": calls.c.bot_turns + 1}
@@ -611,6 +613,7 @@ def _events(conn, call_id: str) -> Iterable[dict]:
                 "intent": row["intent"],
                 "text": row["text"],
                 "sources": json.loads(row["sources"]) if row["sources"] else [],
+                "rehearsed": row["rehearsed"],
                 **timings,
             }
     for row in conn.execute(select(tool_calls).where(tool_calls.c.call_id == call_id)).mappings():

@@ -252,3 +252,26 @@ async def test_thanks_is_welcomed_and_no_more_ends_the_call(clinic):
     assert said(reply).startswith("You're welcome!") and reply.end is None
     reply = await dialogue.on_text("No, that's it.")
     assert reply.end == "hangup"
+
+
+async def test_a_rehearsed_turn_acts_on_nothing_and_leaves_the_dialogue_as_it_was(clinic):
+    """The call session tries a turn at a pause, before the caller has surely finished: the copy it tries it
+    on runs no tool (nothing looked up, nothing booked) and the real dialogue does not move."""
+    from agent.brain.dialogue import NotRehearsable
+
+    dialogue = clinic.dialogue("+15550100", clock)
+    question = await dialogue.rehearsal().on_text("Are you open on Saturday?")
+    assert question.answer and "Saturday from 9 am to 1 pm" in question.answer.extractive  # documents: no tool
+    with pytest.raises(NotRehearsable):  # finding a free slot is a tool: only the real turn may run it
+        await dialogue.rehearsal().on_text("I'd like to book a cleaning on Tuesday at ten")
+    assert dialogue.run is None and dialogue.last_said == []
+    asked = await dialogue.rehearsal().on_text("Can I make an appointment?")  # asks for a slot: no tool yet
+    assert "What would you like to book" in said(asked) and dialogue.run is None
+    reply = await dialogue.on_text("I'd like to book a cleaning on Tuesday at ten")  # the real turn, as before
+    assert said(reply) == "I have tomorrow, Tuesday the 24th at 10 am for a cleaning. Shall I book it?"
+    with pytest.raises(NotRehearsable):  # booking is a tool: refused, and the offer still stands
+        await dialogue.rehearsal().on_text("Yes please.")
+    assert dialogue.run is not None and dialogue.run.stage == "confirm"
+    assert clinic.calendar.upcoming("+15550100", NOW) is None  # nothing booked
+    reply = await dialogue.on_text("Yes please.")
+    assert reply.tools[0].tool == "book_appointment"

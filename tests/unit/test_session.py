@@ -466,3 +466,50 @@ async def test_a_caller_who_goes_on_twice_is_one_turn_even_if_the_middle_part_is
     record = read_record(caller.call_id)
     turns = [(e["n"], e["heard"]) for e in record if e["event"] == "caller_turn"]
     assert turns == [(1, "please hold while I try")], record
+
+
+class CountingTts(FakeTts):
+    def __init__(self):
+        super().__init__()
+        self.texts = []
+
+    def synthesize(self, text):
+        self.texts.append(text)
+        time.sleep(0.05)
+        return super().synthesize(text)
+
+
+async def test_the_reply_to_a_finished_question_is_synthesized_while_the_endpoint_is_awaited(server):
+    """At the pause the speculative transcript is tried on a copy of the dialogue and the answer's first
+    clause synthesized then; the real turn speaks that audio instead of synthesizing it again."""
+    no_speech_cache(server)
+    server.engines.tts = CountingTts()
+    server.engines.asr.decodes_at_end = True
+    server.engines.asr.texts = ["not used: the speculation has it", "when are you open"]
+    caller = await Caller.connect(server.port)
+    await caller.silence(2.5)  # greeting
+    await caller.send_audio(SPEECH)
+    await caller.silence(2.5)
+    caller.writer.write(proto.encode(proto.Hangup()))
+    await caller.closed()
+    answer = [e for e in read_record(caller.call_id) if e["event"] == "bot_turn" and e.get("kind") == "answer"][0]
+    assert answer["rehearsed"] is True
+    first = server.engines.tts.texts[1]  # after the greeting
+    assert first.startswith("We are open Monday to Friday")  # from the documents
+    assert answer["text"].startswith(first) and server.engines.tts.texts.count(first) == 1
+
+
+async def test_a_turn_that_would_run_a_tool_is_not_rehearsed(server):
+    no_speech_cache(server)
+    server.engines.asr.decodes_at_end = True
+    server.engines.asr.texts = ["not used: the speculation has it", "I'd like to book a cleaning on Tuesday at ten"]
+    caller = await Caller.connect(server.port)
+    await caller.silence(2.5)
+    await caller.send_audio(SPEECH)
+    await caller.silence(2.5)
+    caller.writer.write(proto.encode(proto.Hangup()))
+    await caller.closed()
+    record = read_record(caller.call_id)
+    answer = [e for e in record if e["event"] == "bot_turn" and e.get("kind") == "answer"][0]
+    assert answer["rehearsed"] is False and "Shall I book it?" in answer["text"]
+    assert [e["tool"] for e in record if e["event"] == "tool_call"] == ["find_free_slot"]  # once: the real turn
