@@ -95,3 +95,30 @@ def speech_onset_s(pcm: bytes, rate: int = 8000, threshold_dbfs: float = -35.0) 
         if rms_dbfs(pcm[index : index + size]) > threshold_dbfs:
             return index // size * FRAME_MS / 1000
     return None
+
+
+def speech_offset_s(pcm: bytes, rate: int = 8000, threshold_dbfs: float = -35.0) -> float | None:
+    """When speech ends in a buffer: the end of its last 20 ms frame louder than the threshold (Piper's
+    output ends with 100-200 ms of near silence, which the caller's wait for a reply starts within)."""
+    size = frame_bytes(rate)
+    for index in range((len(pcm) - size) // size * size, -1, -size):
+        if rms_dbfs(pcm[index : index + size]) > threshold_dbfs:
+            return (index // size + 1) * FRAME_MS / 1000
+    return None
+
+
+LEAD_KEPT_MS = 10  # of a voice's leading silence: enough for the first consonant's attack
+
+
+def trim_leading_silence(pcm: bytes, rate: int = 8000, threshold: int = 100) -> bytes:
+    """Drop the near-silence a synthesized clause starts with (Piper: 25-70 ms), keeping LEAD_KEPT_MS.
+
+    A caller waits for the first word, not the first sample: this silence is latency they hear.
+    The silence a clause ends with stays, as the pause before the next one.
+    """
+    samples = to_int16(pcm)
+    loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > threshold)
+    if not len(loud):
+        return pcm
+    start = max(0, int(loud[0]) - rate * LEAD_KEPT_MS // 1000)
+    return samples[start:].tobytes()

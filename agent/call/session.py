@@ -58,8 +58,10 @@ ECHO_TAIL_S = 0.5  # the bot's voice may still come back down the line this long
 PAUSE_MAX_S = 2.5  # a paused bot goes on by itself this long after the caller stopped, if no words came
 PREROLL_FRAMES = 15  # 300 ms of audio before the VAD fired, so first syllables reach ASR
 UUID_TIMEOUT_S = 2.0
-# a pause this long starts recognition early (Whisper decodes at the end); the endpoint comes later
-SPECULATE_AFTER_S = 0.12
+# a pause this long starts recognition early (Whisper decodes at the end) and then the reply's rehearsal
+# (`_rehearse`); the endpoint comes later. At 0.12 s the first clause was often still being synthesized at
+# the endpoint (decode ~70 ms, rehearsal ~30 ms, first clause ~60-120 ms on two cores)
+SPECULATE_AFTER_S = 0.08
 CORES = os.cpu_count() or 2
 DIGIT_PAUSE_S = 3.0  # keypad entry ends with # or this long a pause
 # an utterance ending in a number or on an unfinished phrase ("my account number is") waits this long for
@@ -403,7 +405,7 @@ class CallSession:
                 stream.drop_speculation()  # the caller went on
             return
         pause = media_time - segmenter.last_speech_at
-        if pause >= SPECULATE_AFTER_S and _StreamingRecognition.decoding < CORES and not self._engines.compute.waiting:
+        if pause >= SPECULATE_AFTER_S - FRAME_S / 2 and _StreamingRecognition.decoding < CORES and not self._engines.compute.waiting:
             endpoint_in_s = segmenter.settings.end_silence_s - pause
             stream.speculate(self._engines.asr.open_stream(self._asr_hint()), media_time, endpoint_in_s)
             speculation = stream.speculation
@@ -436,8 +438,8 @@ class CallSession:
         if first is None or self._engines.compute.waiting:
             return
         clause, reusable = first
-        if not clause or reusable and self._engines.speech.get(clause) is not None:
-            return  # the cache has it: nothing to gain
+        if not clause or clause in self._prepared or reusable and self._engines.speech.get(clause) is not None:
+            return  # the cache has it, or an earlier pause in this turn rehearsed the same words
         for stale in self._prepared.values():
             stale.cancel()  # a compute job nobody awaits is skipped
         job = self._engines.compute.run(self._engines.tts.synthesize, clause, deadline=ready_at)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from panoramisk import Manager
 
-from agent.audio.pcm import rms_dbfs, speech_onset_s
+from agent.audio.pcm import rms_dbfs, speech_offset_s, speech_onset_s
 from agent.caller.scenario import Scenario, ScenarioError, Turn, check_expectations, load_scenario
 from agent.caller.sip import SipCall, SipError
 from agent.config import PROJECT_ROOT, BoxSettings, load_box_settings, load_config
@@ -347,6 +347,9 @@ async def _run_turn(call, audio, voice, turn: Turn, next_turn: Turn | None, last
     reply_start = await audio.wait_start(end, REPLY_START_TIMEOUT_S, stop_any)
     if reply_start is not None:
         report["latency_ms"] = round((reply_start - end) * 1000)
+        if turn.kind == "say" and (offset := speech_offset_s(pcm)) is not None:
+            # from the caller's last word: the voice's trailing silence is part of the wait, not of the speech
+            report["from_last_word_ms"] = round((reply_start - (end - (len(pcm) / 16000 - offset))) * 1000)
         if next_turn is not None and next_turn.barge_in_after is not None:
             return report, reply_start  # the next turn interrupts this reply
         reply_end = await audio.wait_end(reply_start, stop=stop_any)
@@ -411,6 +414,7 @@ def _merge_agent_record(report: dict, agent_uuid: str | None, database: str | No
         turn["agent_timings_ms"] = {
             k: v for e in replies if e["event"] == "bot_turn" for k, v in e.items() if k.endswith("_ms")
         }
+        turn["rehearsed"] = any(e.get("rehearsed") for e in replies if e["event"] == "bot_turn")
     if agent_uuid:
         greeting = [e["text"] for e in record if e["event"] == "bot_turn" and e.get("kind") == "greeting"]
         report["greeting_text"] = greeting[0] if greeting else None

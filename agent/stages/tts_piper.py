@@ -1,10 +1,10 @@
-"""Piper TTS: ONNX voice loaded once, output resampled to the 8 kHz phone line."""
+"""Piper TTS: ONNX voice loaded once, output resampled to the 8 kHz phone line, its leading silence cut."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from agent.audio.pcm import resample
+from agent.audio.pcm import resample, trim_leading_silence
 from agent.stages.base import ModelMissing
 
 
@@ -23,4 +23,4 @@ class PiperSynthesizer:
 
     def synthesize(self, text: str) -> bytes:
         pcm = b"".join(chunk.audio_int16_bytes for chunk in self._voice.synthesize(text, self._syn))
-        return resample(pcm, self._rate, 8000)
+        return trim_leading_silence(resample(pcm, self._rate, 8000))

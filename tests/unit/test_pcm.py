@@ -41,3 +41,25 @@ def test_frames_pads_last():
 def test_level():
     assert rms_dbfs(b"\x00" * 320) == -120.0
     assert rms_dbfs(tone(amp=1000)) == pytest.approx(20 * np.log10(1000 / np.sqrt(2) / 32768), abs=0.1)
+
+
+def test_a_clause_starts_at_its_first_sound_not_after_the_voices_leading_silence():
+    from agent.audio.pcm import trim_leading_silence
+
+    t = np.arange(800) / 8000
+    tone = (5000 * np.sin(2 * np.pi * 440 * t)).astype("<i2").tobytes()
+    quiet = (np.random.default_rng(0).integers(-30, 30, 480)).astype("<i2").tobytes()  # 60 ms of near silence
+    trimmed = trim_leading_silence(quiet + tone)
+    assert trimmed.endswith(tone)
+    assert abs((len(trimmed) - len(tone)) - 2 * 80) <= 4  # 10 ms of the lead kept (the tone's first sample is 0)
+    assert trim_leading_silence(quiet) == quiet  # nothing loud: left alone
+
+
+def test_speech_ends_at_its_last_loud_frame_not_at_the_voices_trailing_silence():
+    from agent.audio.pcm import speech_offset_s, speech_onset_s
+
+    quiet = b"\x00" * 1600  # 100 ms
+    pcm = quiet + tone(seconds=0.5) + quiet + quiet
+    assert speech_onset_s(pcm) == 0.1
+    assert speech_offset_s(pcm) == 0.6
+    assert speech_offset_s(quiet) is None
