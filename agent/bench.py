@@ -552,6 +552,9 @@ def run_barge_in_bench(args) -> int:
         "Silero + echo gate + noise floor": LineSpeechDetector(SileroDetector()),
         "WebRTC after AEC+NS (WebRTC APM)": CleanLineDetector(SpeechDetector()),
         "Silero after AEC+NS (WebRTC APM)": CleanLineDetector(SileroDetector()),
+        "WebRTC after AEC+NS, or the raw line above any echo (the session's)": CleanLineDetector(
+            SpeechDetector(), raw_detector=SpeechDetector()
+        ),
     }
     rows = evaluate(detectors, [0.06, 0.12], onset_clips(prompts, bot), false_alarm_clips(bot, voice))
     columns = [k for k in rows[0] if k not in ("detector", "start_speech_ms")]

@@ -66,7 +66,10 @@ def onset_clips(prompts: list[bytes], echo: list[bytes]) -> dict[str, list[bytes
         (_mix(lead + p, echo[i % len(echo)], -25.0, 0.04), echo[i % len(echo)], _onset(lead + p))
         for i, p in enumerate(prompts)
     ]
-    return {"clean": clean, "over echo -25 dB": with_echo}
+    over_bot = [  # the bot talks, the line brings no echo (a digital trunk, a handset that cancels it)
+        (lead + p, echo[i % len(echo)], _onset(lead + p)) for i, p in enumerate(prompts)
+    ]
+    return {"clean": clean, "over the bot, no echo": over_bot, "over echo -25 dB": with_echo}
 
 
 def false_alarm_clips(bot_sentences: list[bytes], voice, seed: int = 3) -> dict[str, list[bytes]]:

@@ -11,6 +11,10 @@ in 10 ms frames at 8 kHz; it estimates the echo path's delay itself.
 
 from __future__ import annotations
 
+from collections import deque
+
+from agent.audio.pcm import rms_dbfs
+
 HALF = 160  # bytes in 10 ms at 8 kHz, 16-bit: the module's frame
 SILENCE = b"\0" * (2 * HALF)
 
@@ -57,20 +61,45 @@ def warm_up() -> bool:
         return False
 
 
-class CleanLineDetector:
-    """A speech detector that hears the cleaned line (same interface as `vad.SpeechDetector`)."""
+# A caller talking over the bot: AEC3's suppressor takes the first 100-200 ms of their words for echo
+# (double talk) and mutes them (a loopback SIP call: -9 dBFS raw, -90 to -55 dBFS cleaned for 10 frames).
+# A raw frame louder than the bot's own voice could come back is the caller: echo returns at least
+# ECHO_LOSS_DB weaker (ITU-T G.168 assumes >= 6 dB from a hybrid), within ECHO_WINDOW_FRAMES of being played.
+ECHO_LOSS_DB = 6.0
+ECHO_WINDOW_FRAMES = 20  # 0.4 s of the bot's frame levels: the echo path's delay and tail
+BOT_SILENT_DBFS = -60.0
 
-    def __init__(self, detector, cleaner: LineCleaner | None = None) -> None:
+
+class CleanLineDetector:
+    """A speech detector that hears the cleaned line (same interface as `vad.SpeechDetector`); with a
+    `raw_detector`, also the raw line when it is louder than any echo of the bot (see ECHO_LOSS_DB)."""
+
+    def __init__(
+        self, detector, cleaner: LineCleaner | None = None, raw_detector=None, echo_loss_db: float = ECHO_LOSS_DB
+    ) -> None:
         self.detector = detector
         self.cleaner = cleaner or LineCleaner()
+        self.raw_detector = raw_detector
+        self.echo_loss_db = echo_loss_db
+        self._played: deque[float] = deque(maxlen=ECHO_WINDOW_FRAMES)
 
     def reset(self) -> None:
         self.cleaner.reset()
-        if hasattr(self.detector, "reset"):
-            self.detector.reset()
+        self._played.clear()
+        for detector in (self.detector, self.raw_detector):
+            if hasattr(detector, "reset"):
+                detector.reset()
 
     def played(self, frame: bytes | None) -> None:
         self.cleaner.played(frame)
+        self._played.append(rms_dbfs(frame) if frame else -120.0)
 
     def is_speech(self, frame: bytes, rate: int = 8000) -> bool:
-        return self.detector.is_speech(self.cleaner.clean(frame), rate)
+        if self.detector.is_speech(self.cleaner.clean(frame), rate):  # cleaned every frame: the model keeps up
+            return True
+        if self.raw_detector is None:
+            return False
+        loudest = max(self._played, default=-120.0)
+        if loudest < BOT_SILENT_DBFS:
+            return False  # the bot has not been talking: nothing for the canceller to mute, it decides alone
+        return rms_dbfs(frame) >= loudest - self.echo_loss_db and self.raw_detector.is_speech(frame, rate)

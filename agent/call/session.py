@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, replace
 
 from agent import metrics
-from agent.audio.echo import LineCleaner
+from agent.audio.echo import CleanLineDetector, LineCleaner
 from agent.audio.pcm import resample
 from agent.audio.vad import SpeechDetector, SpeechSegmenter, VadEvent
 from agent.brain.answers import answer_clauses
@@ -46,10 +46,11 @@ log = logging.getLogger(__name__)
 _BACKCHANNEL = re.compile(en.BACKCHANNEL, re.IGNORECASE)
 
 
-def _line_cleaner() -> LineCleaner | None:
-    """One echo canceller per call; without it (the library missing) the VAD hears the raw line."""
+def _line_listener() -> CleanLineDetector | None:
+    """Speech over the bot's voice: one echo canceller per call, and the raw line when it is louder than
+    any echo (agent/audio/echo.py); without the canceller (the library missing) the VAD hears the raw line."""
     try:
-        return LineCleaner()
+        return CleanLineDetector(SpeechDetector(), LineCleaner(), raw_detector=SpeechDetector())
     except Exception:  # ImportError or the library's own start-up error (logged once at start-up)
         return None
 
@@ -144,7 +145,7 @@ class CallSession:
         self._events: asyncio.Queue[CallEvent] = asyncio.Queue()
         self._recording: CallRecording | None = None  # only with privacy.record_calls
         self._playout = Playout(self._send, tap=self._record_bot)
-        self._line = _line_cleaner()  # WebRTC echo canceller: the bot's echo must not stop the bot
+        self._line = _line_listener()  # WebRTC echo canceller: the bot's echo must not stop the bot
         self._paused_at: float | None = None  # the bot paused for a possible barge-in (BargeIn.at)
         self._caller_speaking = False
         self._speech_ended_at = 0.0  # when the caller last stopped speaking (monotonic)
@@ -333,9 +334,9 @@ class CallSession:
                             media_time += FRAME_S
                             if self._recording:
                                 self._recording.add_caller(frame)
-                            heard, talking = self._heard(frame)
+                            speech, talking = self._caller_speaks(frame, detector)
                             segmenter.settings = over_bot if talking and self._line else self._config.endpointing
-                            event = segmenter.process(media_time, detector.is_speech(heard))
+                            event = segmenter.process(media_time, speech)
                             self._caller_speaking = segmenter.in_speech
                             if event is VadEvent.SPEECH_START:
                                 previous = self._continued_utterance(media_time)
@@ -709,15 +710,16 @@ class CallSession:
             log.error("call %s: reply failed", self.call_id, exc_info=task.exception())
             self._events.put_nowait(AgentFault("reply"))
 
-    def _heard(self, frame: bytes) -> tuple[bytes, bool]:
-        """The caller's frame as the VAD should judge it: with the bot's echo taken out while the bot
-        talks (and just after); the raw frame otherwise, which the echo canceller's noise suppressor
-        would otherwise shorten at sentence ends (bench: 3 vs 0 sentences cut at 0.45 s)."""
+    def _caller_speaks(self, frame: bytes, detector: SpeechDetector) -> tuple[bool, bool]:
+        """Is the caller speaking in this frame, and is the bot talking (or just stopped)? While the bot
+        talks, judged with its echo taken out (or on the raw line, louder than any echo); otherwise on the
+        raw frame, which the echo canceller's noise suppressor would shorten at sentence ends (bench: 3 vs
+        0 sentences cut at 0.45 s)."""
         talking = self._playout.speaking or time.monotonic() - self._playout.last_bot_frame_at < ECHO_TAIL_S
         if self._line is None:
-            return frame, talking
-        cleaned = self._line.clean(frame)  # every frame, so the canceller keeps its model of the line
-        return (cleaned if talking else frame), talking
+            return detector.is_speech(frame), talking
+        over_bot = self._line.is_speech(frame)  # every frame, so the canceller keeps its model of the line
+        return (over_bot if talking else detector.is_speech(frame)), talking
 
     def _pause_for_barge_in(self, at: float) -> None:
         """The caller may be talking over the bot: silence the bot at once, decide when their words are in."""
