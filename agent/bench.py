@@ -376,7 +376,7 @@ def write_report(result: dict, out_dir: Path) -> Path:
         f"| reply latency, caller side, end of the caller's audio (p50 / p95 / max, n={lat['n']}) | "
         f"{lat['p50']} / {lat['p95']} / {lat['max']} ms |",
         *(
-            [f"| reply latency from the caller's last word (p50 / p95 / max) | {w['p50']} / {w['p95']} / {w['max']} ms |"]
+            [f"| reply latency from the caller's last sound (above -50 dBFS; p50 / p95 / max) | {w['p50']} / {w['p95']} / {w['max']} ms |"]
             if (w := result.get("latency_from_last_word_ms")) and w["n"]
             else []
         ),

@@ -86,6 +86,9 @@ class AsteriskEvents:
         )
 
 
+LAST_SOUND_DBFS = -50.0  # the agent's VAD floor: a final "t" at -45 dBFS is still the caller speaking
+
+
 class BotAudio:
     """Reads the caller-side recording: where the bot spoke and where it stopped."""
 
@@ -347,8 +350,8 @@ async def _run_turn(call, audio, voice, turn: Turn, next_turn: Turn | None, last
     reply_start = await audio.wait_start(end, REPLY_START_TIMEOUT_S, stop_any)
     if reply_start is not None:
         report["latency_ms"] = round((reply_start - end) * 1000)
-        if turn.kind == "say" and (offset := speech_offset_s(pcm)) is not None:
-            # from the caller's last word: the voice's trailing silence is part of the wait, not of the speech
+        if turn.kind == "say" and (offset := speech_offset_s(pcm, threshold_dbfs=LAST_SOUND_DBFS)) is not None:
+            # from the caller's last sound: the voice's trailing silence is part of the wait, not of the speech
             report["from_last_word_ms"] = round((reply_start - (end - (len(pcm) / 16000 - offset))) * 1000)
         if next_turn is not None and next_turn.barge_in_after is not None:
             return report, reply_start  # the next turn interrupts this reply
