@@ -468,6 +468,19 @@ async def test_a_caller_who_goes_on_twice_is_one_turn_even_if_the_middle_part_is
     assert turns == [(1, "please hold while I try")], record
 
 
+async def _one_question_call(server, heard: str) -> list[dict]:
+    """A call with one question, recognised speculatively (as Whisper is) at every pause; its record."""
+    server.engines.asr.decodes_at_end = True
+    server.engines.asr.texts = ["not used: the speculation has it"] + [heard] * 5
+    caller = await Caller.connect(server.port)
+    await caller.silence(2.5)  # greeting
+    await caller.send_audio(SPEECH)
+    await caller.silence(2.5)
+    caller.writer.write(proto.encode(proto.Hangup()))
+    await caller.closed()
+    return read_record(caller.call_id)
+
+
 class CountingTts(FakeTts):
     def __init__(self):
         super().__init__()
@@ -484,15 +497,8 @@ async def test_the_reply_to_a_finished_question_is_synthesized_while_the_endpoin
     clause synthesized then; the real turn speaks that audio instead of synthesizing it again."""
     no_speech_cache(server)
     server.engines.tts = CountingTts()
-    server.engines.asr.decodes_at_end = True
-    server.engines.asr.texts = ["not used: the speculation has it"] + ["when are you open"] * 5  # every pause
-    caller = await Caller.connect(server.port)
-    await caller.silence(2.5)  # greeting
-    await caller.send_audio(SPEECH)
-    await caller.silence(2.5)
-    caller.writer.write(proto.encode(proto.Hangup()))
-    await caller.closed()
-    answer = [e for e in read_record(caller.call_id) if e["event"] == "bot_turn" and e.get("kind") == "answer"][0]
+    record = await _one_question_call(server, "when are you open")
+    answer = [e for e in record if e["event"] == "bot_turn" and e.get("kind") == "answer"][0]
     assert answer["rehearsed"] is True
     first = next(t for t in server.engines.tts.texts if t.startswith("We are open"))  # from the documents
     assert answer["text"].startswith(first) and server.engines.tts.texts.count(first) == 1
@@ -500,15 +506,7 @@ async def test_the_reply_to_a_finished_question_is_synthesized_while_the_endpoin
 
 async def test_a_turn_that_would_run_a_tool_is_not_rehearsed(server):
     no_speech_cache(server)
-    server.engines.asr.decodes_at_end = True
-    server.engines.asr.texts = ["not used: the speculation has it"] + ["I'd like to book a cleaning on Tuesday at ten"] * 5
-    caller = await Caller.connect(server.port)
-    await caller.silence(2.5)
-    await caller.send_audio(SPEECH)
-    await caller.silence(2.5)
-    caller.writer.write(proto.encode(proto.Hangup()))
-    await caller.closed()
-    record = read_record(caller.call_id)
+    record = await _one_question_call(server, "I'd like to book a cleaning on Tuesday at ten")
     answer = [e for e in record if e["event"] == "bot_turn" and e.get("kind") == "answer"][0]
     assert answer["rehearsed"] is False and "Shall I book it?" in answer["text"]
     assert [e["tool"] for e in record if e["event"] == "tool_call"] == ["find_free_slot"]  # once: the real turn
