@@ -82,7 +82,7 @@ AMBIGUOUS_RATIO = 0.9  # a second task's example score this close to the first's
 
 
 class NotRehearsable(Exception):
-    """A rehearsed turn reached a tool or the LLM: only the real turn may run them (see Dialogue.rehearsal)."""
+    """A rehearsed turn reached a tool: only the real turn may run one (see Dialogue.rehearsal)."""
 
 
 @dataclass(frozen=True)
@@ -387,14 +387,15 @@ class Dialogue:
         self.last_said: list[str] = []
         self.last_run: TaskRun | None = None  # the task just finished, for the human's briefing
         self.verified: dict | None = None  # what the verifying task's tool returned, once the caller is proven
-        self.rehearsing = False  # a copy trying a turn before it is final: no tools, no LLM
+        self.rehearsing = False  # a copy trying a turn before it is final: no tools, no LLM decision
 
     def rehearsal(self) -> Dialogue:
         """A copy of this dialogue to try a caller's words on before their turn is final (the call session
         does this at a pause, so the reply's first words can be synthesized while the endpoint is awaited).
 
-        It shares nothing a turn changes, and a tool or the LLM raises NotRehearsable in it: trying a turn
-        there books nothing, asks no webhook and leaves this dialogue as it was.
+        It shares nothing a turn changes, a tool raises NotRehearsable in it, and the LLM is not asked to
+        decide (the rules route alone): trying a turn there books nothing, asks no webhook and leaves this
+        dialogue as it was.
         """
         twin = copy.copy(self)
         twin.run, twin.pending, twin.last_run, twin.verified = copy.deepcopy(

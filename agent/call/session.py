@@ -164,6 +164,7 @@ class CallSession:
         self._superseded_up_to = 0  # segments merged into a later one (the caller only paused)
         self._processed_stream = 0  # the last segment the conversation acted on
         self._prepared: dict[str, asyncio.Future[bytes]] = {}  # a rehearsed reply's first clause, being synthesized
+        self._rehearsal: asyncio.Task | None = None
         self._turn_revocable = False  # the last turn may be taken back if the caller was not done
         self._started = time.monotonic()
         self._started_at = dt.datetime.now(dt.UTC)
@@ -425,7 +426,10 @@ class CallSession:
             return
         text = speculation.result().text
         if text and self._dialogue is not None and not self._engines.compute.waiting:
-            asyncio.get_running_loop().create_task(self._prepare(self._dialogue.rehearsal(), text, ready_at))
+            # kept: the event loop holds tasks only weakly
+            self._rehearsal = asyncio.get_running_loop().create_task(
+                self._prepare(self._dialogue.rehearsal(), text, ready_at)
+            )
 
     async def _prepare(self, dialogue: Dialogue, text: str, ready_at: float) -> None:
         try:
