@@ -68,6 +68,10 @@ DIGIT_PAUSE_S = 3.0  # keypad entry ends with # or this long a pause
 # an utterance ending in a number or on an unfinished phrase ("my account number is") waits this long for
 # the rest: 1.2 s cut 0 of 30 numbers read in groups, 0.7 s cut 3 (python -m agent bench --turn-taking)
 HOLD_UNFINISHED_S = 1.2
+# a caller who goes on after a pause is still one turn if the bot's reply has sounded this little (10 frames,
+# 200 ms): a rehearsed reply starts ~190 ms sooner than one made after the endpoint, and it would otherwise
+# turn "Sorry, wrong number. [pause] Goodbye." into two turns (the reply's start is paused, then dropped)
+CONTINUE_OVER_BOT_FRAMES = 10
 _PERSONAL_SLOTS = {"name": NAME, "email": EMAIL, "phone": PHONE}  # shown on /live only as their kind
 
 
@@ -496,14 +500,14 @@ class CallSession:
             last is not None
             and last.number == number
             and media_time - last.ended <= self._config.endpointing.continue_within_s
-            and self._playout.frames_played == last.frames_played
+            and self._playout.frames_played - last.frames_played <= CONTINUE_OVER_BOT_FRAMES
         )
 
     def _continued_utterance(self, media_time: float) -> _Segment | None:
         """The previous utterance if this speech continues it: the caller only paused.
 
-        That is when it starts soon after the previous one ended, no bot audio has
-        reached the caller since, and the turn did nothing that cannot be taken back
+        That is when it starts soon after the previous one ended, at most the first
+        200 ms of a reply has reached the caller since, and the turn did nothing that cannot be taken back
         (a tool, the end of the call). Then the two are recognised as one turn, so a
         short endpoint does not answer half a question.
         """
@@ -514,8 +518,8 @@ class CallSession:
             return None  # the last turn was acted on (a tool ran, the call is ending)
         if media_time - last.ended > self._config.endpointing.continue_within_s:
             return None
-        if self._playout.frames_played != last.frames_played:
-            return None
+        if self._playout.frames_played - last.frames_played > CONTINUE_OVER_BOT_FRAMES:
+            return None  # the caller heard a reply, and went on after it
         return last
 
     async def _finish_utterance(self, stream: _StreamingRecognition, ended_at: float) -> None:
