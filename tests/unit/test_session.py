@@ -315,19 +315,25 @@ async def test_a_caller_who_pauses_mid_sentence_is_heard_as_one_turn(server):
     assert [t for t in caller.loud_times() if t > spoke_at]
 
 
-async def test_recognition_starts_at_a_short_pause_and_its_result_is_used_when_the_caller_is_done(server):
-    server.engines.asr.decodes_at_end = True
-    server.engines.asr.delay = 0.3
-    server.engines.asr.texts = ["not used: the speculation finished first", "when are you open"]
+async def _one_utterance_call(server) -> str:
+    """A call that hears the greeting, says one utterance (real speech), waits and hangs up; its call id."""
     caller = await Caller.connect(server.port)
     await caller.silence(2.5)  # greeting
     await caller.send_audio(SPEECH)
     await caller.silence(2.5)
     caller.writer.write(proto.encode(proto.Hangup()))
     await caller.closed()
+    return caller.call_id
+
+
+async def test_recognition_starts_at_a_short_pause_and_its_result_is_used_when_the_caller_is_done(server):
+    server.engines.asr.decodes_at_end = True
+    server.engines.asr.delay = 0.3
+    server.engines.asr.texts = ["not used: the speculation finished first", "when are you open"]
+    call_id = await _one_utterance_call(server)
     buffered, speculation = server.engines.asr.streams[-2:]
     assert speculation.audio_bytes >= len(SPEECH) - 3200  # it saw the whole utterance
-    heard = [e["heard"] for e in read_record(caller.call_id) if e["event"] == "caller_turn"]
+    heard = [e["heard"] for e in read_record(call_id) if e["event"] == "caller_turn"]
     assert heard == ["when are you open"]
 
 
@@ -472,13 +478,7 @@ async def _one_question_call(server, heard: str) -> list[dict]:
     """A call with one question, recognised speculatively (as Whisper is) at every pause; its record."""
     server.engines.asr.decodes_at_end = True
     server.engines.asr.texts = ["not used: the speculation has it"] + [heard] * 5
-    caller = await Caller.connect(server.port)
-    await caller.silence(2.5)  # greeting
-    await caller.send_audio(SPEECH)
-    await caller.silence(2.5)
-    caller.writer.write(proto.encode(proto.Hangup()))
-    await caller.closed()
-    return read_record(caller.call_id)
+    return read_record(await _one_utterance_call(server))
 
 
 class CountingTts(FakeTts):
