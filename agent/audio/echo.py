@@ -33,6 +33,7 @@ class LineCleaner:
         self._apm = self._rtc.AudioProcessingModule(
             echo_cancellation=True, noise_suppression=True, high_pass_filter=True
         )
+        self._apm.set_stream_delay_ms(self.delay_hint_ms)  # AEC3 keeps the hint: once, not per 10 ms frame
 
     def _frames(self, pcm: bytes):
         for start in (0, HALF):
@@ -45,7 +46,6 @@ class LineCleaner:
     def clean(self, frame: bytes) -> bytes:
         out = bytearray()
         for part in self._frames(frame):
-            self._apm.set_stream_delay_ms(self.delay_hint_ms)
             self._apm.process_stream(part)
             out += bytes(part.data.cast("B"))
         return bytes(out)

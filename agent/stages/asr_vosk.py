@@ -10,6 +10,8 @@ from agent.stages.base import ModelMissing, Transcript
 
 
 class VoskStream:
+    buffers_only = False  # Kaldi decodes as the audio comes in
+
     def __init__(self, recognizer, rate: int) -> None:
         self._rec = recognizer
         self._rate = rate

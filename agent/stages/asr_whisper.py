@@ -34,6 +34,8 @@ TOKENS_PER_SECOND = 8  # fast speech is ~4 tokens/s; a decoder repeating itself 
 
 
 class WhisperStream:
+    buffers_only = True  # the whole utterance is decoded at finish()
+
     def __init__(self, owner: WhisperTranscriber, hint: str | None) -> None:
         self._owner = owner
         self._hint = hint

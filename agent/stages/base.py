@@ -21,6 +21,8 @@ class Transcript:
 class TranscriberStream(Protocol):
     """One utterance: audio in as it arrives, partials while it runs, a final at the end."""
 
+    buffers_only: bool  # accept() only stores the audio (all the work is in finish): no worker thread needed
+
     def accept(self, pcm8k: bytes) -> None: ...
 
     def partial(self) -> str: ...
