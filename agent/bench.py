@@ -556,7 +556,7 @@ def run_barge_in_bench(args) -> int:
             SpeechDetector(), raw_detector=SpeechDetector()
         ),
     }
-    rows = evaluate(detectors, [0.06, 0.12], onset_clips(prompts, bot), false_alarm_clips(bot, voice))
+    rows = evaluate(detectors, [0.04, 0.06, 0.12], onset_clips(prompts, bot), false_alarm_clips(bot, voice))
     columns = [k for k in rows[0] if k not in ("detector", "start_speech_ms")]
     print("| detector | speech needed | " + " | ".join(columns) + " |")
     print("|---" * (len(columns) + 2) + "|")

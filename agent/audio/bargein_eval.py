@@ -50,7 +50,8 @@ def _first_start(detector, pcm: bytes, settings: EndpointSettings, played: bytes
         now = (index // FRAME_BYTES + 1) * FRAME_S
         if hasattr(detector, "played"):
             detector.played(played[index : index + FRAME_BYTES] or None)
-        if segmenter.process(now, detector.is_speech(pcm[index : index + FRAME_BYTES])) is VadEvent.SPEECH_START:
+        speech = detector.is_speech(pcm[index : index + FRAME_BYTES])
+        if segmenter.process(now, speech, getattr(detector, "onset_credit_s", 0.0)) is VadEvent.SPEECH_START:
             return now
     return None
 

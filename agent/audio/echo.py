@@ -68,6 +68,8 @@ def warm_up() -> bool:
 ECHO_LOSS_DB = 6.0
 ECHO_WINDOW_FRAMES = 20  # 0.4 s of the bot's frame levels: the echo path's delay and tail
 BOT_SILENT_DBFS = -60.0
+FRAME_S = 0.02
+ONSET_CREDIT_FRAMES = 5  # at most 100 ms of quiet onset credited back to a caller heard over the bot
 
 
 class CleanLineDetector:
@@ -82,10 +84,14 @@ class CleanLineDetector:
         self.raw_detector = raw_detector
         self.echo_loss_db = echo_loss_db
         self._played: deque[float] = deque(maxlen=ECHO_WINDOW_FRAMES)
+        self._unheard = 0  # raw-line speech frames just before, not taken for the caller (under the echo bound)
+        self.onset_credit_s = 0.0  # speech before this frame now known to be the caller's (see is_speech)
 
     def reset(self) -> None:
         self.cleaner.reset()
         self._played.clear()
+        self._unheard = 0
+        self.onset_credit_s = 0.0
         for detector in (self.detector, self.raw_detector):
             if hasattr(detector, "reset"):
                 detector.reset()
@@ -95,11 +101,21 @@ class CleanLineDetector:
         self._played.append(rms_dbfs(frame) if frame else -120.0)
 
     def is_speech(self, frame: bytes, rate: int = 8000) -> bool:
+        """Speech in this frame. When a raw frame above the echo bound shows the caller is talking, the
+        raw-line speech frames just before it (a quiet first syllable, under the bound) were theirs too:
+        `onset_credit_s` says how much, so a segmenter counts them (`SpeechSegmenter.process`)."""
+        self.onset_credit_s = 0.0
         if self.detector.is_speech(self.cleaner.clean(frame), rate):  # cleaned every frame: the model keeps up
+            self._unheard = 0
             return True
         if self.raw_detector is None:
             return False
         loudest = max(self._played, default=-120.0)
-        if loudest < BOT_SILENT_DBFS:
-            return False  # the bot has not been talking: nothing for the canceller to mute, it decides alone
-        return rms_dbfs(frame) >= loudest - self.echo_loss_db and self.raw_detector.is_speech(frame, rate)
+        if loudest < BOT_SILENT_DBFS or not self.raw_detector.is_speech(frame, rate):
+            self._unheard = 0  # the bot silent: nothing for the canceller to mute, it decides alone
+            return False
+        if rms_dbfs(frame) < loudest - self.echo_loss_db:  # could be the bot's echo: not yet
+            self._unheard = min(self._unheard + 1, ONSET_CREDIT_FRAMES)
+            return False
+        self.onset_credit_s, self._unheard = self._unheard * FRAME_S, 0
+        return True

@@ -47,15 +47,17 @@ class SpeechSegmenter:
         """When speech was last heard: SPEECH_END fires end_silence_s after it."""
         return self._last_speech_at
 
-    def process(self, now: float, is_speech: bool) -> VadEvent | None:
+    def process(self, now: float, is_speech: bool, earlier_s: float = 0.0) -> VadEvent | None:
+        """`earlier_s`: speech just before this frame that the detector recognised only now (a caller's
+        quiet first syllable under the bot's voice, `echo.CleanLineDetector.onset_credit_s`)."""
         step = 0.0 if self._last_time is None else max(0.0, now - self._last_time)
         self._last_time = now
         s = self.settings
         if not self.in_speech:
             self._recent = [(t, d) for t, d in self._recent if now - t < s.window_s]
             if is_speech:
-                self._recent.append((now, step or 0.02))
-            if sum(d for _, d in self._recent) >= s.start_speech_s:
+                self._recent.append((now, (step or 0.02) + earlier_s))
+            if sum(d for _, d in self._recent) >= s.start_speech_s - 1e-6:  # frame steps summed in floating point
                 self.in_speech = True
                 self.speech_started_at = self._recent[0][0] if self._recent else now
                 self._last_speech_at = now
