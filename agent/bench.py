@@ -517,11 +517,14 @@ def run_turn_taking_bench(args) -> int:
     from agent.models import choose_asr
 
     rows, cpu_ms = evaluate(default_policies(), sets, SmartTurn(), load_transcriber(choose_asr()))
-    print("| policy | median wait | p95 wait | sentences cut early | numbers cut between groups |")
-    print("|---|---|---|---|---|")
+    print("| policy | median wait | p95 wait | sentences cut early | of which two turns in the session "
+          "(reply heard at most) | numbers cut between groups (two turns) |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
     for row in rows:
+        heard = f" (≤ {row['sentences_reply_heard_ms']} ms)" if row["sentences_reply_heard_ms"] else ""
         print(f"| {row['policy']} | {row['median_wait_ms']} ms | {row['p95_wait_ms']} ms | "
-              f"{row['sentences_cut']}/{row['sentences_total']} | {row['numbers_cut']}/{row['numbers_total']} |")  # fmt: skip
+              f"{row['sentences_cut']}/{row['sentences_total']} | {row['sentences_split']}{heard} | "
+              f"{row['numbers_cut']}/{row['numbers_total']} ({row['numbers_split']}) |")  # fmt: skip
     print(f"Smart Turn CPU per decision (median, 1 thread): {cpu_ms:.0f} ms")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "turn-taking.json").write_text(json.dumps({"policies": rows, "smart_turn_cpu_ms": cpu_ms}, indent=2))

@@ -84,8 +84,9 @@ class Policy:
         return f"Smart Turn at {self.silence_s:.2f} s, else {self.max_silence_s:.2f} s (p>={self.threshold})"
 
 
-def _decide(policy: Policy, utterance: Utterance, probability, transcript) -> tuple[bool, float | None]:
-    """(cut before the end, wait after the last word in seconds)."""
+def _decide(policy: Policy, utterance: Utterance, probability, transcript) -> tuple[bool, float | None, int]:
+    """(cut before the end, wait after the last word in seconds, for a cut: frames of the pause left
+    after the turn ended, in which the reply already sounds)."""
     first = round(policy.silence_s / FRAME_S)
     longest = round(policy.max_silence_s / FRAME_S) if policy.model or policy.words else first
     for pause in utterance.pauses:
@@ -94,18 +95,34 @@ def _decide(policy: Policy, utterance: Utterance, probability, transcript) -> tu
         if policy.hold_s and _holds(policy, transcript(utterance, pause, first)):
             held = first + round(policy.hold_s / FRAME_S)
             if pause.final:
-                return False, held * FRAME_S
+                return False, held * FRAME_S, 0
             if pause.frames >= held:
-                return True, None
+                return True, None, pause.frames - held
             continue
         complete = not policy.model or probability(utterance, pause, first) >= policy.threshold
         if policy.words and complete:
             complete = sounds_finished(transcript(utterance, pause, first))
         if pause.final:
-            return False, (first if complete else longest) * FRAME_S
+            return False, (first if complete else longest) * FRAME_S, 0
         if complete or pause.frames >= longest:
-            return True, None
-    return False, None
+            return True, None, pause.frames - (first if complete else longest)
+    return False, None, 0
+
+
+def reply_heard_frames(frames_left: int) -> int:
+    """Frames of the reply a caller hears when a cut sentence goes on: it starts at the end of turn (ready
+    by then, rehearsed) and pauses once their next words are heard over it (agent/call/session.py)."""
+    from agent.call.session import BARGE_IN_SPEECH_S
+
+    return frames_left + round(BARGE_IN_SPEECH_S / FRAME_S)
+
+
+def merged_back(frames_left: int) -> bool:
+    """Does the session still make one turn (one transcript, one reply) of a sentence cut this way? Yes if
+    at most CONTINUE_OVER_BOT_FRAMES of the reply had sounded when the caller went on."""
+    from agent.call.session import CONTINUE_OVER_BOT_FRAMES
+
+    return reply_heard_frames(frames_left) <= CONTINUE_OVER_BOT_FRAMES
 
 
 def _holds(policy: Policy, text: str) -> bool:
@@ -139,13 +156,18 @@ def evaluate(
         row = {"policy": policy.name}
         waits = []
         for set_name, utterances in sets.items():
-            cut = 0
+            cut, split, overlap = 0, 0, []
             for utterance in utterances:
-                early, wait = _decide(policy, utterance, probability, transcript)
+                early, wait, left = _decide(policy, utterance, probability, transcript)
                 cut += early
+                if early and merged_back(left):
+                    overlap.append(reply_heard_frames(left) * FRAME_S)
+                split += early and not merged_back(left)
                 if wait is not None:
                     waits.append(wait)
             row[f"{set_name}_cut"] = cut
+            row[f"{set_name}_split"] = split  # cut, and two turns in the session (two replies)
+            row[f"{set_name}_reply_heard_ms"] = round(max(overlap) * 1000) if overlap else None
             row[f"{set_name}_total"] = len(utterances)
         row["median_wait_ms"] = round(statistics.median(waits) * 1000) if waits else None
         row["p95_wait_ms"] = round(sorted(waits)[int(0.95 * (len(waits) - 1))] * 1000) if waits else None
