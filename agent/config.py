@@ -275,7 +275,7 @@ class Capacity(_Strict):
     # 8: on the 2-core build box, 8 callers asking different questions hold p95 1.25 s (16: 1.1 s
     # once the answers' audio is cached; 1.6 s at 8 if every sentence is new) -- docs/benchmarks.md;
     # `make bench` prints the number for the box it runs on
-    max_calls: int = Field(8, ge=1, description="calls served at once; more go to a human")
+    max_calls: int = Field(16, ge=1, description="calls served at once; more go to a human")
     max_reply_ms: float = Field(1500, gt=0, description="recent replies slower than this: new calls go to a human")
     speech_cache_mb: int = Field(
         64, ge=0, description="memory for audio of sentences every caller hears (greeting, answers); 0: off"
