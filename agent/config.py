@@ -272,8 +272,8 @@ class Privacy(_Strict):
 class Capacity(_Strict):
     """Admission control: beyond these, new calls go straight to a human (see `python -m agent bench`)."""
 
-    # 8: on the 2-core build box, 8 callers asking different questions hold p95 1.25 s (16: 1.1 s
-    # once the answers' audio is cached; 1.6 s at 8 if every sentence is new) -- docs/benchmarks.md;
+    # 16: on the 2-core build box 24 callers with every sentence synthesized hold p95 0.67-0.73 s; 16 leaves
+    # headroom for LLM-phrased replies and slower boxes (docs/benchmarks.md, issue 15 part 7);
     # `make bench` prints the number for the box it runs on
     max_calls: int = Field(16, ge=1, description="calls served at once; more go to a human")
     max_reply_ms: float = Field(1500, gt=0, description="recent replies slower than this: new calls go to a human")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from agent.audio.pcm import rms_dbfs
+from agent.audio.pcm import FRAME_MS, rms_dbfs
 
 HALF = 160  # bytes in 10 ms at 8 kHz, 16-bit: the module's frame
 SILENCE = b"\0" * (2 * HALF)
@@ -68,7 +68,6 @@ def warm_up() -> bool:
 ECHO_LOSS_DB = 6.0
 ECHO_WINDOW_FRAMES = 20  # 0.4 s of the bot's frame levels: the echo path's delay and tail
 BOT_SILENT_DBFS = -60.0
-FRAME_S = 0.02
 ONSET_CREDIT_FRAMES = 5  # at most 100 ms of quiet onset credited back to a caller heard over the bot
 
 
@@ -117,5 +116,5 @@ class CleanLineDetector:
         if rms_dbfs(frame) < loudest - self.echo_loss_db:  # could be the bot's echo: not yet
             self._unheard = min(self._unheard + 1, ONSET_CREDIT_FRAMES)
             return False
-        self.onset_credit_s, self._unheard = self._unheard * FRAME_S, 0
+        self.onset_credit_s, self._unheard = self._unheard * FRAME_MS / 1000, 0
         return True

@@ -162,7 +162,8 @@ def evaluate(
                 cut += early
                 if early and merged_back(left):
                     overlap.append(reply_heard_frames(left) * FRAME_S)
-                split += early and not merged_back(left)
+                elif early:
+                    split += 1
                 if wait is not None:
                     waits.append(wait)
             row[f"{set_name}_cut"] = cut
